@@ -1,0 +1,101 @@
+"""The exact Hessian (or Gauss-Newton matrix) of a small model, in float64: the reference.
+
+H = d^2 L / d theta^2 of the full-data loss L(theta) = (1/N) sum_n l(f(x_n; theta), y_n),
+built by ``torch.func.jacrev(torch.func.grad(L))`` on the flat parameter vector, summed over
+batches (columns in chunks to bound memory). The Gauss-Newton matrix is assembled densely as
+(1/N) sum_n J_n^T H_out,n J_n with J_n from ``jacrev`` of the model output and H_out,n from
+``torch.func.hessian`` of each example's loss in output space (Martens 2010, sec. 4.2).
+Memory is O(P^2): use it for models up to a few thousand parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..losses import Loss
+from .operator import BlockSpec, HessianOperator
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """All eigenvalues (ascending) of a symmetric matrix, optionally with eigenvectors (P, P)."""
+
+    eigenvalues: torch.Tensor
+    eigenvectors: torch.Tensor | None
+    names: tuple[str, ...]
+    kind: str = "hessian"
+
+    @property
+    def size(self) -> int:
+        return int(self.eigenvalues.shape[0])
+
+    def top(self, k: int = 1) -> torch.Tensor:
+        """The k largest eigenvalues, largest first."""
+        return self.eigenvalues.flip(0)[:k]
+
+    def bottom(self, k: int = 1) -> torch.Tensor:
+        """The k smallest eigenvalues, smallest first."""
+        return self.eigenvalues[:k]
+
+    @property
+    def trace(self) -> float:
+        return float(self.eigenvalues.sum())
+
+    def index(self, threshold: float = 0.0) -> int:
+        """Number of eigenvalues below -threshold (the Morse index for threshold 0)."""
+        return int((self.eigenvalues < -threshold).sum())
+
+    def count(self, a: float, b: float) -> int:
+        """Number of eigenvalues in [a, b)."""
+        return int(((self.eigenvalues >= a) & (self.eigenvalues < b)).sum())
+
+
+def exact_hessian(model: nn.Module, data, loss: str | Loss, *, kind: str = "hessian", block: BlockSpec = None,
+                  batch_size: int | None = None, dtype: torch.dtype = torch.float64, train_mode: bool = False,
+                  chunk_size: int | None = 256) -> torch.Tensor:
+    """The dense (P, P) Hessian (``kind="hessian"``) or Gauss-Newton matrix (``kind="ggn"``).
+
+    Same data, weighting, block and parameter conventions as :func:`hessian_operator`.
+    """
+    op = HessianOperator(model, data, loss, kind=kind, method="forward_over_reverse", block=block,
+                         batch_size=batch_size, dtype=dtype, train_mode=train_mode, cache_graph=False)
+    return dense_matrix(op, chunk_size=chunk_size)
+
+
+def dense_matrix(op: HessianOperator, *, chunk_size: int | None = 256) -> torch.Tensor:
+    """The dense matrix of a :class:`HessianOperator` by automatic differentiation (not products)."""
+    from torch.func import grad, hessian, jacrev, vmap
+
+    spec, theta = op.spec, op.theta
+    P = op.size
+    H = torch.zeros(P, P, dtype=op.dtype, device=op.device)
+    for X, y in op._batches:
+        if op.kind == "hessian":
+            f = lambda t, X=X, y=y: op._batch_loss(spec.unflatten(t), X, y)  # noqa: E731
+            H += jacrev(grad(f), chunk_size=chunk_size)(theta)
+        else:
+            fo = lambda t, X=X: op._forward(spec.unflatten(t), X)  # noqa: E731
+            out = fo(theta).detach()
+            J = jacrev(fo, chunk_size=chunk_size)(theta).reshape(out.shape[0], -1, P)  # (B, C, P)
+
+            def per_ex(o, yy):
+                return op.loss.per_example(o.reshape(1, *out.shape[1:]), yy.unsqueeze(0)).sum()
+
+            Hout = vmap(hessian(per_ex))(out.reshape(out.shape[0], -1), y)  # (B, C, C)
+            H += torch.einsum("bcp,bcd,bdq->pq", J, Hout, J) / op.n
+    return (H + H.T) / 2
+
+
+def exact_spectrum(model: nn.Module, data, loss: str | Loss, *, kind: str = "hessian", block: BlockSpec = None,
+                   batch_size: int | None = None, dtype: torch.dtype = torch.float64, train_mode: bool = False,
+                   vectors: bool = False) -> Spectrum:
+    """All eigenvalues (ascending; and eigenvectors if ``vectors``) of the exact Hessian / GGN."""
+    op = HessianOperator(model, data, loss, kind=kind, method="forward_over_reverse", block=block,
+                         batch_size=batch_size, dtype=dtype, train_mode=train_mode, cache_graph=False)
+    H = dense_matrix(op)
+    if vectors:
+        w, V = torch.linalg.eigh(H)
+        return Spectrum(w, V, op.spec.names, kind)
+    return Spectrum(torch.linalg.eigvalsh(H), None, op.spec.names, kind)

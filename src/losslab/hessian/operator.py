@@ -1,0 +1,379 @@
+"""Curvature operators: v -> H v (Hessian) and v -> G v (Gauss-Newton) over the full data.
+
+The full-data loss is L(theta) = (1/N) sum_n l(f(x_n; theta), y_n), so over batches B_b
+
+    H v = sum_b  d/dtheta < grad_theta [ (1/N) sum_{n in B_b} l_n ], v >        (Pearlmutter 1994)
+
+i.e. each batch's *sum* of per-example losses is divided by the total example count N, which
+makes the result independent of the batch size (tested). Two ways of computing one product:
+
+- ``double_backward``: reverse-over-reverse (Pearlmutter's R-operator through autograd): the
+  gradient graph of each batch is built once with ``create_graph=True`` and kept (when the data
+  is one batch, or ``cache_graph=True``), so each further product costs one backward pass;
+- ``forward_over_reverse``: ``torch.func.jvp(torch.func.grad(L))``; ``matmat`` runs it under
+  ``torch.func.vmap`` so several vectors share one pass.
+
+The Gauss-Newton operator (Schraudolph 2002; Martens 2010 sec. 4.2) is
+G = (1/N) sum_n J_n^T H_out,n J_n with J_n = d f(x_n)/d theta and H_out,n = d^2 l_n / d f^2,
+computed as J^T (H_out (J v)) by a jvp, a Hessian-vector product in output space, and a vjp.
+
+Parameters with ``requires_grad=False`` are not part of the operator (held fixed at their
+values); parameters the loss does not touch get zero rows/columns, never a crash. A ``block``
+restricts the operator to a subset of parameters (one layer, or any filter): H_BB, the
+principal sub-matrix, with all other parameters held fixed. The caller's model is never
+mutated: parameters and buffers are copied (and cast to ``dtype``), and the train/eval mode is
+restored after every forward pass.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from ..data import iterate_batches
+from ..losses import Loss, get_loss
+from ..params import ParamSpec, eval_mode
+from ..registry import Registry
+
+HVP_METHODS: Registry = Registry("hvp method")
+HVP_METHODS.register("double_backward", "double_backward", doc="Reverse-over-reverse autograd (Pearlmutter); gradient graph cached.")
+HVP_METHODS.register("forward_over_reverse", "forward_over_reverse", doc="torch.func.jvp over torch.func.grad; vmapped for matmat.")
+
+OPERATOR_KINDS: Registry = Registry("curvature operator")
+OPERATOR_KINDS.register("hessian", "hessian", doc="The Hessian of the full-data loss.")
+OPERATOR_KINDS.register("ggn", "ggn", doc="The generalized Gauss-Newton matrix J^T H_out J (PSD for convex losses).")
+
+BlockSpec = None | str | Sequence[str] | Callable[[str], bool]
+
+
+def select_block(names: Sequence[str], block: BlockSpec) -> list[str]:
+    """The parameter names a ``block`` selects, in model order.
+
+    ``block`` is None (all), a layer/module prefix (``"net.0"`` selects ``net.0.weight`` and
+    ``net.0.bias``) or an exact name, a list of names/prefixes, or a predicate ``name -> bool``.
+    """
+    names = list(names)
+    if block is None:
+        return names
+    if callable(block) and not isinstance(block, str):
+        chosen = [n for n in names if block(n)]
+        what = "the block filter"
+    else:
+        wanted = [block] if isinstance(block, str) else list(block)
+        chosen = []
+        for w in wanted:
+            hits = [n for n in names if n == w or n.startswith(w + ".")]
+            if not hits:
+                layers = sorted({n.rsplit(".", 1)[0] for n in names if "." in n})
+                raise ValueError(
+                    f"block {w!r} matches no trainable parameter. Valid parameter names: {', '.join(names)}; "
+                    f"valid layer prefixes: {', '.join(layers) or '(none)'}"
+                )
+            chosen += [n for n in hits if n not in chosen]
+        chosen = [n for n in names if n in chosen]
+        what = f"block {block!r}"
+    if not chosen:
+        raise ValueError(f"{what} selects no trainable parameter; names are: {', '.join(names)}")
+    return chosen
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t.detach().to(dtype) if t.is_floating_point() else t.detach()
+
+
+class HessianOperator:
+    """The symmetric linear operator v -> H v (or G v) of a model's full-data loss.
+
+    Vectors are flat (P,) tensors laid out by ``spec`` (``spec.unflatten`` gives the dict).
+    ``n_products`` counts operator-vector products done so far (each column of a ``matmat``
+    counts one). Build it with :func:`hessian_operator` or :func:`ggn_operator`.
+    """
+
+    def __init__(self, model: nn.Module, data, loss: str | Loss, *, kind: str = "hessian",
+                 method: str = "double_backward", block: BlockSpec = None, batch_size: int | None = None,
+                 dtype: torch.dtype | None = None, train_mode: bool = False, cache_graph: bool | None = None,
+                 params: dict[str, torch.Tensor] | None = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.kind = OPERATOR_KINDS.get(kind)
+        self.method = HVP_METHODS.get(method)
+        self.loss = get_loss(loss)
+        self.model = model
+        self.train_mode = bool(train_mode)
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        if params is not None:
+            unknown = [n for n in params if n not in trainable]
+            if unknown:
+                raise ValueError(f"params has names {unknown} that are not trainable parameters of the model; "
+                                 f"valid: {', '.join(trainable)}")
+            trainable = {**trainable, **dict(params)}
+        if not trainable:
+            raise ValueError("the model has no trainable parameters (all have requires_grad=False); "
+                             "nothing to take a Hessian with respect to")
+        first = next(iter(trainable.values()))
+        if dtype is None:
+            dtype = first.dtype if first.is_floating_point() else torch.get_default_dtype()
+        self.dtype = dtype
+        self.device = first.device
+        block_names = select_block(list(trainable), block)
+        self.block = block
+        self._params = {n: _cast(trainable[n], dtype) for n in block_names}
+        # everything not differentiated: other trainable params, frozen params (cast to dtype)
+        self._fixed = {n: _cast(p, dtype) for n, p in trainable.items() if n not in self._params}
+        self._fixed.update({n: _cast(p, dtype) for n, p in model.named_parameters() if not p.requires_grad})
+        self._buffers = {n: _cast(b, dtype).clone() for n, b in model.named_buffers()}
+        self.spec = ParamSpec(names=tuple(block_names), shapes=tuple(p.shape for p in self._params.values()),
+                              dtype=dtype, device=self.device)
+        self._batches = []
+        for X, y in iterate_batches(data, batch_size):
+            X = _cast(torch.as_tensor(X), dtype).to(self.device)
+            y = _cast(torch.as_tensor(y), dtype).to(self.device)
+            self._batches.append((X, y))
+        self.n = sum(int(X.shape[0]) for X, _ in self._batches)
+        if self.n == 0:
+            raise ValueError("the data has no examples")
+        self.cache_graph = (len(self._batches) == 1) if cache_graph is None else bool(cache_graph)
+        self._cache: dict[int, tuple] = {}
+        self.n_products = 0
+
+    # -- basic properties -------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self.spec.size
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.size, self.size)
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """The (block of) parameters the operator is evaluated at (copies, in ``dtype``)."""
+        return dict(self._params)
+
+    @property
+    def theta(self) -> torch.Tensor:
+        """The flat parameter vector (P,) of the block."""
+        return self.spec.flatten(self._params)
+
+    def __repr__(self) -> str:
+        return (f"HessianOperator(kind={self.kind!r}, method={self.method!r}, size={self.size}, n={self.n}, "
+                f"batches={len(self._batches)}, dtype={self.dtype})")
+
+    # -- the loss as a function of the block ---------------------------------------------------
+    def _forward(self, p: dict[str, torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+        from torch.func import functional_call
+
+        with eval_mode(self.model, train=self.train_mode):
+            return functional_call(self.model, {**self._fixed, **p, **self._buffers}, (X,), strict=False,
+                                   tie_weights=True)
+
+    def _batch_loss(self, p: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss.per_example(self._forward(p, X), y).sum() / self.n
+
+    def loss_at(self, theta: torch.Tensor | None = None) -> float:
+        """Full-data loss at the flat block vector ``theta`` (default: the operator's point)."""
+        p = self._params if theta is None else self.spec.unflatten(theta.to(self.dtype))
+        with torch.no_grad():
+            return float(sum(self._batch_loss(p, X, y) for X, y in self._batches))
+
+    def gradient(self, theta: torch.Tensor | None = None) -> torch.Tensor:
+        """Full-data gradient (P,) with respect to the block; zeros for untouched parameters."""
+        from torch.func import grad
+
+        p = self._params if theta is None else self.spec.unflatten(theta.to(self.dtype))
+        total = torch.zeros(self.size, dtype=self.dtype, device=self.device)
+        for X, y in self._batches:
+            g = grad(lambda q: self._batch_loss(q, X, y))(p)
+            total += self.spec.flatten(g)
+        return total
+
+    # -- products -----------------------------------------------------------------------------
+    def _check(self, v: torch.Tensor, batched: bool) -> torch.Tensor:
+        if not isinstance(v, torch.Tensor):
+            v = torch.as_tensor(v)
+        want = 2 if batched else 1
+        if v.dim() != want or v.shape[0] != self.size:
+            raise ValueError(f"expected a {'(P, k) matrix' if batched else '(P,) vector'} with P={self.size}, "
+                             f"got shape {tuple(v.shape)}")
+        return v.to(dtype=self.dtype, device=self.device)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """H v for one flat vector v (P,)."""
+        v = self._check(v, batched=False)
+        self.n_products += 1
+        out = torch.zeros(self.size, dtype=self.dtype, device=self.device)
+        vd = self.spec.unflatten(v)
+        for b, (X, y) in enumerate(self._batches):
+            out += self._product(b, X, y, vd)
+        return out
+
+    __call__ = matvec
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """H V for a (P, k) matrix; vmapped for ``forward_over_reverse`` and ``ggn``."""
+        V = self._check(V, batched=True)
+        k = V.shape[1]
+        if k == 0:
+            return V.clone()
+        if self.method == "double_backward" and self.kind == "hessian":
+            cols = [self.matvec(V[:, j]) for j in range(k)]
+            return torch.stack(cols, dim=1)
+        from torch.func import vmap
+
+        self.n_products += k
+        out = torch.zeros(self.size, k, dtype=self.dtype, device=self.device)
+        Vd = self.spec.unflatten(V.T.contiguous())  # dict of (k, *shape)
+        for b, (X, y) in enumerate(self._batches):
+            fn = lambda vd, b=b, X=X, y=y: self.spec.flatten(self._product_func(X, y, vd))  # noqa: E731
+            out += vmap(fn, randomness="same")(Vd).T
+        return out
+
+    def _product(self, b: int, X, y, vd: dict) -> torch.Tensor:
+        if self.kind == "hessian" and self.method == "double_backward":
+            return self._double_backward(b, X, y, vd)
+        return self.spec.flatten(self._product_func(X, y, vd))
+
+    def _double_backward(self, b: int, X, y, vd: dict) -> torch.Tensor:
+        if self.cache_graph and b in self._cache:
+            leaves, g = self._cache[b]
+        else:
+            leaves = {n: t.detach().clone().requires_grad_(True) for n, t in self._params.items()}
+            with torch.enable_grad():
+                L = self._batch_loss(leaves, X, y)
+                if L.requires_grad:
+                    g = torch.autograd.grad(L, list(leaves.values()), create_graph=True, allow_unused=True)
+                else:
+                    g = (None,) * len(leaves)
+            if self.cache_graph:
+                self._cache[b] = (leaves, g)
+        with torch.enable_grad():
+            terms = [(gi * vd[n]).sum() for n, gi in zip(leaves, g) if gi is not None and gi.requires_grad]
+            if not terms:  # the gradient does not depend on the parameters: zero curvature
+                return torch.zeros(self.size, dtype=self.dtype, device=self.device)
+            dot = torch.stack(terms).sum()
+            hv = torch.autograd.grad(dot, list(leaves.values()), retain_graph=self.cache_graph, allow_unused=True)
+        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
+                          for h, p in zip(hv, leaves.values())])
+
+    def _product_func(self, X, y, vd: dict) -> dict[str, torch.Tensor]:
+        from torch.func import grad, jvp, vjp
+
+        p = self._params
+        if self.kind == "hessian":
+            return jvp(grad(lambda q: self._batch_loss(q, X, y)), (p,), (vd,))[1]
+        # Gauss-Newton: J^T H_out J v
+        f = lambda q: self._forward(q, X)  # noqa: E731
+        out, Jv = jvp(f, (p,), (vd,))
+        lossf = lambda o: self.loss.per_example(o, y).sum() / self.n  # noqa: E731
+        HJv = jvp(grad(lossf), (out.detach(),), (Jv,))[1]
+        _, pullback = vjp(f, p)
+        return pullback(HJv)[0]
+
+    def dense(self) -> torch.Tensor:
+        """The (P, P) matrix by products with the basis vectors (P products; small models only)."""
+        eye = torch.eye(self.size, dtype=self.dtype, device=self.device)
+        H = self.matmat(eye)
+        return (H + H.T) / 2
+
+
+def hessian_operator(model: nn.Module, data, loss: str | Loss, *, method: str = "double_backward",
+                     block: BlockSpec = None, batch_size: int | None = None, dtype: torch.dtype | None = None,
+                     train_mode: bool = False, cache_graph: bool | None = None) -> HessianOperator:
+    """The Hessian of the full-data loss of ``model`` on ``data`` as a linear operator.
+
+    ``data``: (X, y), ``Data``, ``Splits`` (its train split) or an iterable of (X, y) batches;
+    ``batch_size`` splits tensors into batches (the product is the same, memory is smaller).
+    ``method``: ``double_backward`` or ``forward_over_reverse``. ``block``: see :func:`select_block`.
+    ``dtype``: compute in this dtype (e.g. ``torch.float64``), casting copies of the parameters.
+    ``train_mode``: evaluate the model in train mode (dropout, batch statistics); default eval.
+    """
+    return HessianOperator(model, data, loss, kind="hessian", method=method, block=block, batch_size=batch_size,
+                           dtype=dtype, train_mode=train_mode, cache_graph=cache_graph)
+
+
+def ggn_operator(model: nn.Module, data, loss: str | Loss, *, block: BlockSpec = None,
+                 batch_size: int | None = None, dtype: torch.dtype | None = None,
+                 train_mode: bool = False) -> HessianOperator:
+    """The generalized Gauss-Newton matrix G = (1/N) sum_n J_n^T H_out,n J_n as an operator.
+
+    Schraudolph (2002); Martens (2010), sec. 4.2. For ``mse`` H_out = (2/K) I, for
+    ``cross_entropy`` H_out = diag(p) - p p^T (softmax p), so G is positive semi-definite.
+    """
+    return HessianOperator(model, data, loss, kind="ggn", method="forward_over_reverse", block=block,
+                           batch_size=batch_size, dtype=dtype, train_mode=train_mode)
+
+
+class MatrixOperator:
+    """A dense symmetric matrix as an operator (for tests, references and explicit quadratics)."""
+
+    def __init__(self, A: torch.Tensor):
+        if A.dim() != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"expected a square matrix, got shape {tuple(A.shape)}")
+        self.A = A
+        self.size = int(A.shape[0])
+        self.dtype = A.dtype
+        self.device = A.device
+        self.n_products = 0
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        self.n_products += 1
+        return self.A @ v.to(self.dtype)
+
+    __call__ = matvec
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        self.n_products += int(V.shape[1])
+        return self.A @ V.to(self.dtype)
+
+
+class FunctionOperator:
+    """Wrap a callable ``v -> A v`` on (P,) vectors as an operator."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], size: int, *, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str = "cpu"):
+        self.fn = fn
+        self.size = int(size)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.n_products = 0
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        self.n_products += 1
+        return self.fn(v)
+
+    __call__ = matvec
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        cols = [self.matvec(V[:, j]) for j in range(V.shape[1])]
+        return torch.stack(cols, dim=1)
+
+
+def as_operator(A, *, size: int | None = None):
+    """An operator (``matvec``, ``matmat``, ``size``, ``dtype``, ``device``, ``n_products``) from a
+    HessianOperator, a square tensor, or a callable with ``size`` given."""
+    if isinstance(A, (HessianOperator, MatrixOperator, FunctionOperator)):
+        return A
+    if isinstance(A, torch.Tensor):
+        return MatrixOperator(A)
+    if all(hasattr(A, a) for a in ("matvec", "size", "dtype")):
+        if not hasattr(A, "matmat"):
+            raise TypeError("operator objects need matvec, matmat, size, dtype, device and n_products")
+        return A
+    if callable(A):
+        if size is None:
+            raise ValueError("a plain callable operator needs size=P (the vector length)")
+        return FunctionOperator(A, size)
+    raise TypeError(f"expected a HessianOperator, a square tensor or a callable, got {type(A).__name__}")
+
+
+def layer_blocks(model: nn.Module) -> list[str]:
+    """Module prefixes owning trainable parameters directly (one per layer), in model order."""
+    seen: list[str] = []
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            prefix = n.rsplit(".", 1)[0] if "." in n else n
+            if prefix not in seen:
+                seen.append(prefix)
+    return seen

@@ -1,0 +1,478 @@
+"""Batched evaluation of the loss at many points theta(c) = base + c @ directions.
+
+The core is :func:`evaluate_points`, a pure function of (model, data, loss, base,
+directions, coords) -> per-point full-data loss (and accuracy): a distributed layer can
+shard a grid's coordinates over workers and concatenate the answers.
+
+How it is fast:
+
+- many grid points per kernel: ``torch.func.functional_call`` + ``vmap`` over a chunk of
+  points (a leading batch dimension on every parameter), the chunk size chosen from a
+  memory budget (activation bytes per point measured with forward hooks on one example
+  slice); an out-of-memory error halves the chunk and retries, so a big grid never crashes;
+- the first layer is affine in the grid coordinates: for ``nn.Sequential`` and losslab's
+  ``MLP`` starting with ``nn.Linear``, ``X (W0 + sum_j c_j D_j)^T + (b0 + sum_j c_j d_j)
+  = Z0 + sum_j c_j Z_j`` with ``Z0 = X W0^T + b0`` and ``Z_j = X D_j^T + d_j`` computed once
+  per data batch (k + 1 matmuls instead of one per grid point);
+- modules without a vmap batching rule (``nn.LSTMCell``) fall back to a per-point loop,
+  detected on the first chunk (``strategy="auto"``).
+
+The data are streamed in batches; the loss of a point is ``sum over batches of
+sum_n loss_n / N`` (N = total examples), which equals the full-data mean loss exactly
+whatever the batch sizes.
+
+Batch norm (``bn=``):
+- ``"eval"`` (default): the whole model in eval mode, using the model's running statistics.
+- ``"recompute"``: at every point, the running statistics are recomputed as
+  ``torch.optim.swa_utils.update_bn`` would on a copy of the model at that point: reset,
+  then one pass over the data batches with the batch-norm modules in train mode (every
+  other module in eval mode: dropout off), each BN's running mean and (unbiased) variance
+  being the equal-weight average over batches of the batch statistics; the loss is then
+  evaluated in eval mode with those statistics. With one full-data batch these are the
+  full-data mean and unbiased variance of each BN input.
+
+The caller's model is never touched: a private deep copy is the template of every
+functional call, and all its parameters and buffers are passed explicitly.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from ..data.types import Data, Splits, iterate_batches
+from ..losses import Loss, accuracy, get_loss
+from ..params import ParamSpec, param_spec
+from ..registry import Registry
+
+BN_MODES = ("eval", "recompute")
+STRATEGIES = ("auto", "vmap", "loop")
+
+PRECISIONS: Registry = Registry("precision")
+PRECISIONS.register("fp32", "fp32", doc="IEEE float32 matmuls (default; no TF32).")
+PRECISIONS.register("tf32", "tf32", doc="TF32 tensor-core matmuls on CUDA (10-bit mantissa); error measured and reported.")
+PRECISIONS.register("bf16", "bf16", doc="bfloat16 autocast (8-bit mantissa); error measured and reported.")
+
+
+@dataclass(frozen=True)
+class PointsResult:
+    """Per-point full-data loss (M,) and accuracy (M,) or None (regression), plus how it was computed."""
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor | None
+    n_examples: int
+    strategy: str
+    chunk_size: int
+    affine_first_layer: bool
+
+
+def _is_oom(e: BaseException) -> bool:
+    if isinstance(e, torch.OutOfMemoryError):
+        return True
+    msg = str(e).lower()
+    return isinstance(e, (RuntimeError, MemoryError)) and (
+        "out of memory" in msg or "can't allocate memory" in msg or "cannot allocate memory" in msg
+        or isinstance(e, MemoryError))
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes the evaluation may use: half the free GPU memory, or a quarter of the available RAM (at most 4 GiB)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    try:
+        with open("/proc/meminfo") as f:
+            info = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in f}
+        return int(min(4 * 2 ** 30, info.get("MemAvailable", 2 ** 31) * 0.25))
+    except OSError:  # pragma: no cover - non-Linux
+        return 2 ** 30
+
+
+def _materialize(data) -> tuple[list | object, bool]:
+    """Batches must be iterable several times (once per chunk). Tensors/Data are; a DataLoader
+    is; a one-shot iterator (generator) is read into a list. Returns (source, is_tensor_pair)."""
+    if isinstance(data, (Data, Splits)) or (isinstance(data, (tuple, list)) and len(data) == 2
+                                            and all(isinstance(t, torch.Tensor) for t in data)
+                                            and data[0].dim() > 0 and data[0].shape[0] == data[1].shape[0]):
+        return data, True
+    if isinstance(data, Iterable) and iter(data) is data:
+        return list(iterate_batches(data)), False
+    if not isinstance(data, Iterable):
+        raise TypeError(f"data must be (X, y) tensors, a Data/Splits, or an iterable of (X, y) batches "
+                        f"(e.g. a DataLoader); got {type(data).__name__}")
+    return data, False
+
+
+class _Affine:
+    """The first-layer-affine fast path for nn.Sequential / losslab MLP starting with nn.Linear."""
+
+    def __init__(self, pre: Callable, rest: nn.Module, first_w: str, first_b: str | None, prefix: str):
+        self.pre, self.rest, self.first_w, self.first_b, self.prefix = pre, rest, first_w, first_b, prefix
+
+    @staticmethod
+    def plan(template: nn.Module, spec: ParamSpec) -> "_Affine | None":
+        from ..models.nets import MLP
+
+        if type(template) is MLP:
+            seq, prefix, pre = template.net, "net.", (lambda x: x.reshape(x.shape[0], -1))
+        elif type(template) is nn.Sequential:
+            seq, prefix, pre = template, "", (lambda x: x)
+        else:
+            return None
+        keys = list(seq._modules)
+        if len(keys) < 2 or type(seq._modules[keys[0]]) is not nn.Linear:
+            return None
+        k0 = keys[0]
+        first_w = f"{prefix}{k0}.weight"
+        first_b = f"{prefix}{k0}.bias" if seq._modules[k0].bias is not None else None
+        trainable = set(spec.names)
+        if first_w not in trainable or (first_b is not None and first_b not in trainable):
+            return None
+        rest = nn.Sequential(OrderedDict((k, seq._modules[k]) for k in keys[1:]))
+        return _Affine(pre, rest, first_w, first_b, prefix)
+
+    def rest_name(self, name: str) -> str | None:
+        """The name of a model parameter/buffer inside ``rest``, or None if it is the first layer's."""
+        if name in (self.first_w, self.first_b) or not name.startswith(self.prefix):
+            return None
+        return name[len(self.prefix):]
+
+
+class Evaluator:
+    """Prepared state for evaluating many chunks of points of one (model, data, loss, plane).
+
+    Build once, call :meth:`run` for each chunk of coordinates. ``evaluate_points`` is the
+    one-shot functional wrapper.
+    """
+
+    def __init__(self, model: nn.Module, data, loss, base: torch.Tensor, directions: torch.Tensor, *,
+                 batch_size: int | None = None, bn: str = "eval", chunk_size: int | None = None,
+                 memory_budget: int | None = None, dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None, strategy: str = "auto", affine: bool | None = None,
+                 precision: str = "fp32"):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if bn not in BN_MODES:
+            raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        self.precision = PRECISIONS.get(precision)
+        self.loss: Loss = get_loss(loss)
+        self.spec = param_spec(model)
+        if device is None:
+            device = self.spec.device
+        self.device = torch.device(device)
+        self.dtype = dtype or self.spec.dtype
+        if not self.dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating type, got {self.dtype}")
+        directions = torch.as_tensor(directions)
+        if directions.dim() == 1:
+            directions = directions.unsqueeze(0)
+        base = torch.as_tensor(base).reshape(-1)
+        if base.shape[0] != self.spec.size or directions.shape[1] != self.spec.size:
+            raise ValueError(f"base {tuple(base.shape)} and directions {tuple(directions.shape)} must have "
+                             f"{self.spec.size} entries (the model's trainable parameters)")
+        self.base = base.detach().to(self.device, self.dtype)
+        self.dirs = directions.detach().to(self.device, self.dtype)  # (k, P)
+        self.k = int(self.dirs.shape[0])
+        self.bn = bn
+        self.strategy = strategy
+        # a private template: modes and BN momentum are set on the copy, never on the caller's model
+        with torch.no_grad():
+            self.template = copy.deepcopy(model).to(device=self.device)
+        self.template.eval()
+        self.bn_modules = {n: m for n, m in self.template.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        trainable = set(self.spec.names)
+        static = {}
+        for n, p in self.template.named_parameters():
+            if n not in trainable:
+                static[n] = p.detach().to(self.dtype)
+        for n, b in self.template.named_buffers():
+            static[n] = b.detach().to(self.dtype) if b.is_floating_point() else b.detach()
+        self.static = static
+        self.bn_buffers = [n for n in static if any(n.startswith(f"{m}.") for m in self.bn_modules)
+                           and n.rsplit(".", 1)[1] in ("running_mean", "running_var", "num_batches_tracked")]
+        if bn == "recompute":
+            for m in self.bn_modules.values():
+                m.momentum = 1.0  # running stat <- this batch's statistic; averaged over batches by us
+        self.data, self.tensor_data = _materialize(data)
+        self.n_examples: int | None = None
+        self.memory_budget = int(memory_budget) if memory_budget else default_memory_budget(self.device)
+        self.batch_size = batch_size
+        self.affine = None
+        if affine is not False and bn == "eval":
+            self.affine = _Affine.plan(self.template, self.spec)
+        if affine is True and self.affine is None:
+            raise ValueError("affine=True needs an nn.Sequential (or losslab MLP) whose first module is a trainable "
+                             "nn.Linear, and bn='eval'")
+        self._z_cache: dict[int, tuple] = {}
+        self._probe_bytes: float | None = None
+        self.chunk_size = chunk_size
+        self._vmap_ok: bool | None = {"vmap": True, "loop": False}.get(strategy)
+
+    # -- data ------------------------------------------------------------------------------
+    def _prep(self, X, y):
+        X = X.to(self.device)
+        if X.is_floating_point():
+            X = X.to(self.dtype)
+        y = y.to(self.device)
+        if y.is_floating_point():
+            y = y.to(self.dtype)
+        return X, y
+
+    def batches(self):
+        if self.tensor_data:
+            d = self.data
+            yield from ((i, *self._prep(X, y)) for i, (X, y) in enumerate(iterate_batches(d, self.batch_size)))
+        else:
+            yield from ((i, *self._prep(X, y)) for i, (X, y) in enumerate(iterate_batches(self.data)))
+
+    def _activation_bytes_per_example(self) -> float:
+        """Bytes of module outputs for one point and one example, measured by forward hooks."""
+        if self._probe_bytes is not None:
+            return self._probe_bytes
+        _, X, y = next(iter(self.batches()))
+        Xs = X[: min(16, X.shape[0])]
+        total = [0]
+
+        def hook(_m, _i, out):
+            for t in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(t, torch.Tensor):
+                    total[0] += t.numel() * t.element_size()
+
+        hs = [m.register_forward_hook(hook) for m in self.template.modules()]
+        try:
+            with torch.no_grad():
+                functional_call(self.template, {**self.spec.unflatten(self.base), **self.static}, (Xs,))
+        finally:
+            for h in hs:
+                h.remove()
+        self._probe_bytes = max(total[0], Xs.numel() * Xs.element_size()) / Xs.shape[0]
+        return self._probe_bytes
+
+    def plan_chunks(self, n_points: int) -> int:
+        """Chunk size (points per vmap call): budget / (bytes per point), with a safety factor 3
+        for intermediates inside modules and the loss, at most 4096 and at least 1."""
+        if self.chunk_size is not None:
+            return max(1, min(int(self.chunk_size), n_points))
+        per_example = self._activation_bytes_per_example() * 3
+        if self.tensor_data and self.batch_size is None:
+            d = self.data if not isinstance(self.data, Splits) else self.data.train
+            n = int(d[0].shape[0])
+            # ensure at least 8 points fit with the whole data as one batch, else stream the data
+            if per_example * n * 8 > self.memory_budget:
+                self.batch_size = max(1, int(self.memory_budget / (per_example * 8)))
+                self._z_cache.clear()
+            batch_n = min(n, self.batch_size or n)
+        else:
+            _, X, _ = next(iter(self.batches()))
+            batch_n = int(X.shape[0])
+        per_point = per_example * batch_n + self.spec.size * self.dirs.element_size() * 2
+        self.chunk_size = max(1, min(4096, n_points, int(self.memory_budget // per_point)))
+        return self.chunk_size
+
+    # -- one chunk ---------------------------------------------------------------------------
+    def _forward_sum(self, params_b: dict, static: dict, X, y, batched: bool, module=None, extra_in=None):
+        """Sum over the batch of per-example losses (and correct predictions) for a chunk of points."""
+        module = module if module is not None else self.template
+        loss = self.loss
+
+        def f(p, s, xin):
+            out = functional_call(module, {**p, **s}, (xin,), strict=False, tie_weights=True)
+            l = loss.per_example(out, y).sum()
+            a = accuracy(out, y, loss)
+            return l, (a.sum() if a is not None else torch.zeros((), dtype=l.dtype, device=l.device))
+
+        xin = X if extra_in is None else extra_in
+        xdim = None if extra_in is None else 0
+        if batched:
+            return vmap(f, in_dims=(0, None, xdim))(params_b, static, xin)
+        m = next(iter(params_b.values())).shape[0]
+        res = [f({n: v[i] for n, v in params_b.items()}, static, xin if extra_in is None else xin[i]) for i in range(m)]
+        return torch.stack([r[0] for r in res]), torch.stack([r[1] for r in res])
+
+    def _recompute_stats(self, params_b: dict, m: int, batched: bool) -> dict:
+        """Per-point BN statistics: average over data batches of each batch's mean/unbiased var."""
+        sums = {n: torch.zeros((m, *self.static[n].shape), dtype=self.dtype, device=self.device)
+                for n in self.bn_buffers if not n.endswith("num_batches_tracked")}
+        nb = 0
+        for mod in self.bn_modules.values():
+            mod.train()
+        try:
+            for _, X, y in self.batches():
+                bufs = {n: self.static[n].expand(m, *self.static[n].shape).clone() for n in self.bn_buffers}
+                s = {n: v for n, v in self.static.items() if n not in bufs}
+                if batched:
+                    def g(p, b):
+                        functional_call(self.template, {**p, **b, **s}, (X,), strict=False, tie_weights=True)
+                        return b
+                    out = vmap(g)(params_b, bufs)
+                else:
+                    out = {n: torch.empty_like(v) for n, v in bufs.items()}
+                    for i in range(m):
+                        b = {n: v[i].clone() for n, v in bufs.items()}
+                        functional_call(self.template, {**{n: v[i] for n, v in params_b.items()}, **b, **s}, (X,),
+                                        strict=False, tie_weights=True)
+                        for n in b:
+                            out[n][i] = b[n]
+                for n in sums:
+                    sums[n] += out[n]
+                nb += 1
+        finally:
+            for mod in self.bn_modules.values():
+                mod.eval()
+        return {n: v / nb for n, v in sums.items()}
+
+    def _run(self, coords: torch.Tensor, batched: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        m = coords.shape[0]
+        theta = self.base + coords @ self.dirs  # (m, P)
+        params_b = self.spec.unflatten(theta)  # each (m, *shape)
+        loss_sum = torch.zeros(m, dtype=self.dtype, device=self.device)
+        corr_sum = torch.zeros(m, dtype=self.dtype, device=self.device)
+        n_total = 0
+        if self.affine is not None:
+            A = self.affine
+            rest_p = {A.rest_name(n): v for n, v in params_b.items() if A.rest_name(n) is not None}
+            rest_s = {A.rest_name(n): v for n, v in self.static.items() if A.rest_name(n) is not None}
+            for i, X, y in self.batches():
+                Zs = self._z_cache.get(i)
+                if Zs is None:
+                    Zs = self._first_layer(X)
+                    if self.tensor_data:
+                        self._z_cache[i] = Zs
+                Z0, Zd = Zs  # (N, H), (k, N, H)
+                Z = Z0 + torch.einsum("mk,knh->mnh", coords, Zd)  # (m, N, H)
+                ls, cs = self._forward_sum(rest_p, rest_s, X, y, batched, module=A.rest, extra_in=Z)
+                loss_sum += ls
+                corr_sum += cs
+                n_total += int(X.shape[0])
+        else:
+            static = self.static
+            if self.bn == "recompute" and self.bn_buffers:
+                stats = self._recompute_stats(params_b, m, batched)
+                static = {n: v for n, v in self.static.items() if n not in stats}
+                params_b = {**params_b, **stats}  # batched statistics ride along with the parameters
+            for _, X, y in self.batches():
+                ls, cs = self._forward_sum(params_b, static, X, y, batched)
+                loss_sum += ls
+                corr_sum += cs
+                n_total += int(X.shape[0])
+        if n_total == 0:
+            raise ValueError("the data yielded no examples")
+        self.n_examples = n_total
+        return loss_sum / n_total, corr_sum / n_total
+
+    def _first_layer(self, X):
+        A = self.affine
+        Xf = A.pre(X)
+        P = self.spec.unflatten(self.base)
+        D = self.spec.unflatten(self.dirs)  # (k, ...)
+        W0 = P[A.first_w]
+        Z0 = Xf @ W0.T
+        Zd = torch.einsum("nd,khd->knh", Xf, D[A.first_w])
+        if A.first_b is not None:
+            Z0 = Z0 + P[A.first_b]
+            Zd = Zd + D[A.first_b].unsqueeze(1)
+        return Z0, Zd
+
+    @contextlib.contextmanager
+    def _precision(self):
+        if self.precision == "fp32":
+            old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            try:
+                yield
+            finally:
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+        elif self.precision == "tf32":
+            old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            try:
+                yield
+            finally:
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+        else:
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                yield
+
+    def run(self, coords) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Loss (m,) and accuracy (m,) or None for the points at ``coords`` (m, k), on the CPU."""
+        coords = torch.as_tensor(coords, dtype=self.dtype, device=self.device)
+        if coords.dim() == 1 and self.k == 1:
+            coords = coords.unsqueeze(1)
+        if coords.dim() != 2 or coords.shape[1] != self.k:
+            raise ValueError(f"coords must be (M, {self.k}), got {tuple(coords.shape)}")
+        with torch.no_grad(), self._precision():
+            if self._vmap_ok is None:  # auto: try vmap on this chunk, fall back to a loop if unsupported
+                try:
+                    l, a = self._run(coords, True)
+                    self._vmap_ok = True
+                except RuntimeError as e:
+                    if _is_oom(e) or "batching rule" not in str(e).lower() and "vmap" not in str(e).lower():
+                        raise
+                    self._vmap_ok = False
+                    l, a = self._run(coords, False)
+            else:
+                l, a = self._run(coords, self._vmap_ok)
+        acc = a.detach().cpu() if self.loss.task in ("classification", "binary") else None
+        return l.detach().cpu(), acc
+
+    def run_chunked(self, coords, *, on_chunk: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """All points in chunks sized by the memory budget; a chunk that runs out of memory is halved and retried.
+        ``on_chunk(start, stop, loss, acc)`` is called after each chunk."""
+        coords = torch.as_tensor(coords)
+        if coords.dim() == 1 and self.k == 1:
+            coords = coords.unsqueeze(1)
+        M = coords.shape[0]
+        losses, accs = [], []
+        i = 0
+        size = self.plan_chunks(M)
+        while i < M:
+            stop = min(M, i + size)
+            try:
+                l, a = self.run(coords[i:stop])
+            except (RuntimeError, MemoryError) as e:
+                if not _is_oom(e) or size == 1:
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                size = max(1, size // 2)
+                self.chunk_size = size
+                continue
+            losses.append(l)
+            if a is not None:
+                accs.append(a)
+            if on_chunk is not None:
+                on_chunk(i, stop, l, a)
+            i = stop
+        loss = torch.cat(losses) if losses else torch.zeros(0)
+        acc = torch.cat(accs) if accs else None
+        return loss, acc
+
+
+def evaluate_points(model: nn.Module, data, loss, base, directions, coords, *, batch_size: int | None = None,
+                    bn: str = "eval", chunk_size: int | None = None, memory_budget: int | None = None,
+                    dtype: torch.dtype | None = None, device=None, strategy: str = "auto",
+                    affine: bool | None = None, precision: str = "fp32") -> PointsResult:
+    """Full-data loss (and accuracy) at theta_i = base + coords[i] @ directions for i < M.
+
+    A pure function: (model, data, loss, base (P,), directions (k, P), coords (M, k)) ->
+    PointsResult(loss (M,), accuracy (M,) | None). Sharding coords over workers and
+    concatenating the results gives the same answer as one call.
+    """
+    ev = Evaluator(model, data, loss, base, directions, batch_size=batch_size, bn=bn, chunk_size=chunk_size,
+                   memory_budget=memory_budget, dtype=dtype, device=device, strategy=strategy, affine=affine,
+                   precision=precision)
+    l, a = ev.run_chunked(coords)
+    return PointsResult(l, a, int(ev.n_examples or 0), "vmap" if ev._vmap_ok else "loop", int(ev.chunk_size or 0),
+                        ev.affine is not None)

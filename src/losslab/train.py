@@ -1,0 +1,355 @@
+"""The training loop: trains a copy of the model and records a Trajectory.
+
+The caller's model is never changed: training runs on a deep copy, returned as
+``Trajectory.model``. The same seed gives the same trajectory bit for bit on CPU (minibatch
+order and input noise come from a seeded ``torch.Generator``; dropout runs inside
+``torch.random.fork_rng`` seeded from ``seed``, so the global RNG is untouched).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.types import Data, Splits, as_data
+from .losses import Loss, accuracy, get_loss
+from .optim.registry import CLOSURE_OPTIMIZERS, FULL_BATCH, OPTIMIZERS, make_optimizer, make_schedule, momentum_of
+from .params import flatten_params, param_spec
+
+STATUSES = ("completed", "diverged", "stopped_early", "interrupted", "failed")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Where a training run went.
+
+    Arrays (numpy): ``steps``/``train_loss``/``grad_norm``/``lr`` per step (the loss of the batch
+    the step used, before the update); ``eval_steps`` with full-data ``train_eval_loss``,
+    ``val_loss``, ``val_acc``, ``train_acc`` (NaN where not applicable);
+    ``snapshot_steps`` and ``snapshots`` (K, P) flat parameter vectors; ``metrics`` from
+    callbacks as {name: (steps, values)}. ``status`` is one of STATUSES.
+    """
+
+    steps: np.ndarray
+    train_loss: np.ndarray
+    grad_norm: np.ndarray
+    lr: np.ndarray
+    eval_steps: np.ndarray
+    train_eval_loss: np.ndarray
+    train_acc: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+    snapshot_steps: np.ndarray
+    snapshots: np.ndarray
+    metrics: dict[str, tuple[np.ndarray, np.ndarray]]
+    status: str
+    status_step: int | None
+    message: str
+    wall_time: float
+    settings: dict
+    model: nn.Module = field(repr=False, compare=False)
+    param_names: tuple[str, ...] = ()
+
+    @property
+    def final_loss(self) -> float:
+        fin = self.train_eval_loss[np.isfinite(self.train_eval_loss)]
+        return float(fin[-1]) if len(fin) else float("nan")
+
+    @property
+    def final_params(self) -> np.ndarray:
+        return self.snapshots[-1] if len(self.snapshots) else np.zeros(0)
+
+    def summary(self) -> dict[str, Any]:
+        """Scalar results for the run index."""
+        def last(a):
+            a = a[np.isfinite(a)]
+            return float(a[-1]) if len(a) else None
+
+        s = {"status": self.status, "status_step": self.status_step, "steps_run": int(len(self.steps)),
+             "final_train_loss": last(self.train_eval_loss), "final_val_loss": last(self.val_loss),
+             "final_val_acc": last(self.val_acc), "final_train_acc": last(self.train_acc),
+             "best_val_loss": float(np.nanmin(self.val_loss)) if np.isfinite(self.val_loss).any() else None,
+             "wall_time": self.wall_time, "n_params": int(self.snapshots.shape[1]) if self.snapshots.ndim == 2 else 0}
+        for k, (_, v) in self.metrics.items():
+            if len(v):
+                s[f"final_{k}"] = float(v[-1])
+        return s
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array, flat names, for saving."""
+        out = {k: getattr(self, k) for k in ("steps", "train_loss", "grad_norm", "lr", "eval_steps", "train_eval_loss",
+                                              "train_acc", "val_loss", "val_acc", "snapshot_steps", "snapshots")}
+        for k, (st, v) in self.metrics.items():
+            out[f"metric_steps/{k}"] = st
+            out[f"metric/{k}"] = v
+        return out
+
+
+class _Snapshots:
+    """Parameter snapshots with bounded memory: at most ``max_keep`` vectors. When full, every
+    other one is dropped and the interval doubles, so snapshots stay evenly spaced over the
+    whole run and memory is at most max_keep * P floats."""
+
+    def __init__(self, every: int, max_keep: int):
+        if every < 1 or max_keep < 2:
+            raise ValueError(f"snapshot_every must be >= 1 and max_snapshots >= 2, got {every}, {max_keep}")
+        self.every, self.max_keep = every, max_keep
+        self.steps: list[int] = []
+        self.vecs: list[np.ndarray] = []
+
+    def maybe_add(self, step: int, model: nn.Module, force: bool = False) -> None:
+        if not force and step % self.every:
+            return
+        if self.steps and self.steps[-1] == step:
+            return
+        self.steps.append(step)
+        self.vecs.append(flatten_params(model).detach().cpu().numpy().copy())
+        if len(self.vecs) > self.max_keep:
+            last_s, last_v = self.steps[-1], self.vecs[-1]
+            keep = [i for i, s in enumerate(self.steps) if s % (2 * self.every) == 0]
+            self.steps = [self.steps[i] for i in keep]
+            self.vecs = [self.vecs[i] for i in keep]
+            self.every *= 2
+            if self.steps[-1] != last_s and force:
+                self.steps.append(last_s)
+                self.vecs.append(last_v)
+
+
+def _full_loss(model: nn.Module, data: Data, loss: Loss, batch_size: int = 4096) -> tuple[float, float]:
+    """Full-data mean loss and accuracy (NaN for regression), in eval mode, no grad."""
+    was = [(m, m.training) for m in model.modules()]
+    model.eval()
+    tot, acc_tot, n = 0.0, 0.0, 0
+    has_acc = True
+    try:
+        with torch.no_grad():
+            for i in range(0, data.n, batch_size):
+                X, y = data.X[i : i + batch_size], data.y[i : i + batch_size]
+                out = model(X)
+                tot += float(loss.sum(out, y))
+                a = accuracy(out, y, loss)
+                if a is None:
+                    has_acc = False
+                else:
+                    acc_tot += float(a.sum())
+                n += X.shape[0]
+    finally:
+        for m, t in was:
+            m.training = t
+    return tot / max(n, 1), (acc_tot / n if has_acc and n else float("nan"))
+
+
+Callback = Callable[[int, nn.Module, dict], dict]
+
+
+def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: str = "gd", lr: float = 0.1,
+          steps: int = 100, batch_size: int | None = None, seed: int = 0, optimizer_options: dict | None = None,
+          schedule: str = "constant", schedule_options: dict | None = None, weight_decay: float = 0.0,
+          input_noise: float = 0.0, early_stopping: int | None = None, restore_best: bool = True,
+          eval_every: int = 10, snapshot_every: int = 10, max_snapshots: int = 500, divergence_factor: float = 1e6,
+          grad_clip: float | None = None, callbacks: Iterable[tuple[int, Callback]] | None = None,
+          device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+          progress: Callable[[int, int], None] | None = None) -> Trajectory:
+    """Train a copy of ``model`` on ``data`` and return its Trajectory.
+
+    ``data``: Splits (train used for steps, val for evaluation) or an (X, y) pair / Data.
+    ``optimizer``: a name from ``losslab.optim.OPTIMIZERS``; ``gd`` and ``lbfgs`` always use the
+    full training set, the others use minibatches of ``batch_size`` (None = full batch), drawn
+    without replacement per epoch from a generator seeded with ``seed``.
+    ``weight_decay``: L2 penalty; passed to the optimizer when it takes one (decoupled for adamw),
+    otherwise added to the loss as 0.5 * wd * ||theta||^2.
+    ``early_stopping``: patience in evaluations without a new best validation loss.
+    Divergence (NaN/inf loss, or loss > ``divergence_factor`` x initial) stops the run with status
+    ``diverged`` and the step; it does not raise. Ctrl-C stops it with status ``interrupted``.
+    ``callbacks``: (every, fn) pairs; ``fn(step, model, context) -> {metric: value}`` is recorded
+    in ``metrics`` (e.g. lambda_max for the edge-of-stability view).
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    OPTIMIZERS.get(optimizer)
+    splits = data if isinstance(data, Splits) else None
+    train_data = as_data(data)
+    val_data = splits.val if splits is not None else None
+    loss_fn = get_loss(loss if loss is not None else (splits.default_loss if splits is not None else "mse"))
+    if batch_size is not None and (batch_size < 1):
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if early_stopping is not None and val_data is None:
+        raise ValueError("early_stopping needs a validation split (pass Splits with val data)")
+    if not torch.isfinite(train_data.X).all() or (train_data.y.is_floating_point() and not torch.isfinite(train_data.y).all()):
+        raise ValueError("training data contains NaN or inf")
+
+    net = copy.deepcopy(model)
+    if device is not None or dtype is not None:
+        net = net.to(device=device, dtype=dtype)
+    p0 = next(net.parameters(), None)
+    if p0 is None:
+        raise ValueError("the model has no parameters to train")
+    dev, fdtype = p0.device, p0.dtype
+    cast = lambda d: None if d is None else Data(d.X.to(dev, fdtype if d.X.is_floating_point() else d.X.dtype),  # noqa: E731
+                                                 d.y.to(dev, fdtype) if d.y.is_floating_point() else d.y.to(dev))
+    train_data, val_data = cast(train_data), cast(val_data)
+    n = train_data.n
+    full_batch = optimizer in FULL_BATCH or batch_size is None or batch_size >= n
+    bs = n if full_batch else batch_size
+
+    gen = torch.Generator().manual_seed(int(seed))
+    opt_options = dict(optimizer_options or {})
+    params = [p for p in net.parameters() if p.requires_grad]
+    import inspect
+
+    takes_wd = "weight_decay" in inspect.signature(OPTIMIZERS.get(optimizer).torch_class.__init__).parameters
+    if weight_decay and takes_wd:
+        opt_options.setdefault("weight_decay", weight_decay)
+    penalty = weight_decay if (weight_decay and not takes_wd) else 0.0
+    opt = make_optimizer(optimizer, params, lr=lr, generator=torch.Generator().manual_seed(int(seed) + 1), **opt_options)
+    sched = make_schedule(schedule, opt, steps=steps, **(schedule_options or {}))
+    cbs = [(int(k), fn) for k, fn in (callbacks or [])]
+
+    settings = {"optimizer": optimizer, "lr": lr, "steps": steps, "batch_size": None if full_batch else bs, "seed": seed,
+                "loss": loss_fn.name, "loss_options": loss_fn.options, "optimizer_options": opt_options,
+                "momentum": momentum_of(optimizer, opt_options), "schedule": schedule,
+                "schedule_options": schedule_options or {}, "weight_decay": weight_decay, "input_noise": input_noise,
+                "early_stopping": early_stopping, "eval_every": eval_every, "snapshot_every": snapshot_every,
+                "max_snapshots": max_snapshots, "divergence_factor": divergence_factor, "grad_clip": grad_clip,
+                "n_train": n, "n_params": sum(p.numel() for p in params), "dtype": str(fdtype), "device": str(dev)}
+
+    rec = {k: [] for k in ("steps", "train_loss", "grad_norm", "lr")}
+    ev = {k: [] for k in ("eval_steps", "train_eval_loss", "train_acc", "val_loss", "val_acc")}
+    metrics: dict[str, tuple[list, list]] = {}
+    snaps = _Snapshots(snapshot_every, max_snapshots)
+    status, status_step, message = "completed", None, ""
+    best_val, best_state, since_best = math.inf, None, 0
+    initial_loss: float | None = None
+    order = torch.randperm(n, generator=gen) if not full_batch else None
+    cursor = 0
+    t0 = time.perf_counter()
+
+    def batch():
+        nonlocal order, cursor
+        if full_batch:
+            X, y = train_data.X, train_data.y
+        else:
+            if cursor + bs > n:
+                order, cursor = torch.randperm(n, generator=gen), 0
+            idx = order[cursor : cursor + bs].to(dev)
+            cursor += bs
+            X, y = train_data.X[idx], train_data.y[idx]
+        if input_noise:
+            X = X + input_noise * torch.randn(X.shape, generator=gen, dtype=X.dtype).to(dev)
+        return X, y
+
+    def evaluate(step: int):
+        nonlocal best_val, best_state, since_best
+        tl, ta = _full_loss(net, train_data, loss_fn)
+        vl, va = _full_loss(net, val_data, loss_fn) if val_data is not None else (float("nan"), float("nan"))
+        for k, v in zip(ev, (step, tl, ta, vl, va)):
+            ev[k].append(v)
+        if val_data is not None and math.isfinite(vl):
+            if vl < best_val:
+                best_val, since_best = vl, 0
+                best_state = copy.deepcopy(net.state_dict()) if early_stopping is not None else None
+            else:
+                since_best += 1
+        return tl
+
+    def context():
+        return {"settings": settings, "train_loss": rec["train_loss"], "data": train_data, "loss": loss_fn}
+
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(int(seed))
+        net.train()
+        try:
+            for step in range(steps):
+                snaps.maybe_add(step, net)
+                if step % eval_every == 0:
+                    tl = evaluate(step)
+                    if initial_loss is None:
+                        initial_loss = tl
+                for every, fn in cbs:
+                    if step % every == 0:
+                        for k, v in (fn(step, net, context()) or {}).items():
+                            metrics.setdefault(k, ([], []))
+                            metrics[k][0].append(step)
+                            metrics[k][1].append(float(v))
+                X, y = batch()
+                gnorm = [float("nan")]
+                first_loss: list[float] = []
+
+                def closure():
+                    opt.zero_grad(set_to_none=True)
+                    out = net(X)
+                    L = loss_fn(out, y)
+                    if penalty:
+                        L = L + 0.5 * penalty * sum((p * p).sum() for p in params)
+                    if getattr(opt, "requires_grad", True):
+                        L.backward()
+                        if not first_loss:
+                            g = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
+                            gnorm[0] = float(g)
+                            if grad_clip is not None:
+                                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                    if not first_loss:
+                        first_loss.append(float(L.detach()))
+                    return L
+
+                cur_lr = opt.param_groups[0]["lr"]
+                if optimizer in CLOSURE_OPTIMIZERS:
+                    opt.step(closure)
+                else:
+                    closure()
+                    if math.isfinite(first_loss[0]):
+                        opt.step()
+                sched.step()
+                L = first_loss[0]
+                for k, v in zip(rec, (step, L, gnorm[0], cur_lr)):
+                    rec[k].append(v)
+                if initial_loss is None:
+                    initial_loss = L
+                ref = max(abs(initial_loss), 1e-12)
+                if not math.isfinite(L) or L > divergence_factor * ref:
+                    status, status_step = "diverged", step
+                    message = f"loss {L:.4g} at step {step} (initial {initial_loss:.4g})"
+                    break
+                if not all(torch.isfinite(p).all() for p in params):
+                    status, status_step, message = "diverged", step, f"non-finite parameters after step {step}"
+                    break
+                if early_stopping is not None and since_best > early_stopping:
+                    status, status_step = "stopped_early", step
+                    message = f"no better validation loss for {early_stopping} evaluations"
+                    break
+                if progress is not None:
+                    progress(step + 1, steps)
+        except KeyboardInterrupt:
+            status, status_step, message = "interrupted", len(rec["steps"]), "interrupted by the user"
+        final_step = len(rec["steps"])
+        if status in ("completed", "interrupted"):
+            evaluate(final_step)
+        elif status == "stopped_early":
+            if restore_best and best_state is not None:
+                net.load_state_dict(best_state)
+                message += "; parameters restored to the best validation loss"
+            evaluate(final_step)
+        snaps.maybe_add(final_step, net, force=True)
+    net.eval()
+
+    arr = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
+    return Trajectory(
+        steps=np.asarray(rec["steps"], dtype=np.int64), train_loss=arr(rec["train_loss"]), grad_norm=arr(rec["grad_norm"]),
+        lr=arr(rec["lr"]), eval_steps=np.asarray(ev["eval_steps"], dtype=np.int64),
+        train_eval_loss=arr(ev["train_eval_loss"]), train_acc=arr(ev["train_acc"]), val_loss=arr(ev["val_loss"]),
+        val_acc=arr(ev["val_acc"]), snapshot_steps=np.asarray(snaps.steps, dtype=np.int64),
+        snapshots=np.stack(snaps.vecs) if snaps.vecs else np.zeros((0, 0)),
+        metrics={k: (np.asarray(s, dtype=np.int64), arr(v)) for k, (s, v) in metrics.items()},
+        status=status, status_step=status_step, message=message, wall_time=time.perf_counter() - t0,
+        settings=settings, model=net, param_names=param_spec(net).names,
+    )
