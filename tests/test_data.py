@@ -8,6 +8,16 @@ from losslab.data.files import DataFileError, DataFileNotFoundError
 from losslab.data.splits import preprocess
 from losslab.registry import UnknownNameError
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: intra-op threads only add synchronization; on a loaded 2-core machine
+    # they made the finite-difference loops ~30x slower. Restored afterwards.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 # name -> (options that keep it small, task, in_dim, out_dim, n_classes, example shape of X)
 BUILTIN = {
     "seven_points": ({}, "regression", 1, 1, None, (1,)),
@@ -185,10 +195,15 @@ def test_csv_classification_labels(tmp_path):
     assert s.task == "classification" and s.n_classes == 3 and s.out_dim == 3
     assert s.meta["classes"] == ["cat", "dog", "emu"]
     assert s.train.y.dtype == torch.long and s.train.y.tolist() == [1, 0, 2, 0, 1]
+    # no header and text labels: the first row is data, not a header
+    h = _write(tmp_path, "h.csv", "1,2,dog\n3,4,cat\n5,6,dog\n")
+    s = load_csv(h, val_fraction=0, test_fraction=0)
+    assert s.meta["header"] is False and s.train.n == 3 and s.train.y.tolist() == [1, 0, 1]
     # integer labels (few distinct) are classification in auto mode; labels map to 0..C-1
     q = _write(tmp_path, "i.csv", "1.0,5\n2.0,7\n3.0,5\n4.0,9\n")
     s = load_csv(q, val_fraction=0, test_fraction=0)
     assert s.task == "classification" and s.meta["classes"] == [5, 7, 9] and s.train.y.tolist() == [0, 1, 0, 2]
+    assert all(type(c) is int for c in s.meta["classes"])  # JSON-friendly original labels
     # ... unless the task is given
     r = load_csv(q, task="regression", val_fraction=0, test_fraction=0)
     assert r.task == "regression" and r.train.y[:, 0].tolist() == [5, 7, 5, 9]
@@ -325,3 +340,39 @@ def test_loaders_do_not_modify_files(tmp_path):
     before = p.read_bytes()
     load_csv(p, preprocess="minmax", val_fraction=0, test_fraction=0)
     assert p.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _cli(monkeypatch, capsys, *args):
+    import sys
+
+    from losslab.cli import app
+    from losslab.cli._common import run_app
+
+    monkeypatch.setattr(sys, "argv", ["losslab", *args])
+    code = run_app(app)
+    cap = capsys.readouterr()
+    return code, cap.out, " ".join(cap.err.split())  # rich wraps long lines
+
+
+def test_cli_data_list_and_show(monkeypatch, capsys, tmp_path):
+    import json
+
+    code, out, _ = _cli(monkeypatch, capsys, "data", "list", "--json")
+    assert code == 0 and set(json.loads(out)) == set(DATASETS.names())
+    code, out, _ = _cli(monkeypatch, capsys, "data", "list")
+    assert code == 0 and "seven_points" in out
+    code, out, _ = _cli(monkeypatch, capsys, "data", "show", "moons", "--opt", "n=50", "--json")
+    r = json.loads(out)
+    assert code == 0 and r["task"] == "classification" and r["n_classes"] == 2
+    assert r["splits"]["train"]["X_shape"] == [30, 2] and r["splits"]["val"]["n"] == 10 and r["splits"]["test"]["n"] == 10
+    code, out, _ = _cli(monkeypatch, capsys, "data", "show", "seven_points")
+    assert code == 0 and "regression" in out and "train" in out
+    p = _write(tmp_path, "s.csv", "a,b,y\n1,2,3\n4,5,6\n7,8,9\n1,2,4\n5,5,5\n")
+    code, out, _ = _cli(monkeypatch, capsys, "data", "show", "csv", "--opt", f"path={p}", "--opt", "target=a", "--json")
+    assert code == 0 and json.loads(out)["meta"]["columns"] == ["b", "y"]
+    code, out, err = _cli(monkeypatch, capsys, "data", "show", "csv", "--opt", f"path={p}", "--opt", "target=zz")
+    assert code == 2 and "'zz' does not exist" in err and "Traceback" not in err
+    code, out, err = _cli(monkeypatch, capsys, "data", "show", "mons")
+    assert code == 2 and "Did you mean 'moons'" in err

@@ -11,10 +11,20 @@ import torch
 from torch import nn
 
 from losslab.closed_form import OLSResult, ols
-from losslab.data import Data, load
+from losslab.data import load
 from losslab.gradcheck import GradcheckResult, gradcheck
 from losslab.models import build
 from losslab.params import module_fingerprint, same_fingerprint
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: intra-op threads only add synchronization; on a loaded 2-core machine
+    # they made the finite-difference loops ~30x slower. Restored afterwards.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 # Every model kind of the registry with data and a loss it fits. Small sizes keep it fast.
 CASES = [
@@ -45,6 +55,7 @@ def test_gradcheck_every_model_kind(name, mopts, dname, dopts, loss):
     data = load(dname, seed=0, **dopts)
     before = module_fingerprint(model)
     r = gradcheck(model, data, loss)
+    assert isinstance(r, GradcheckResult)
     # Tolerance 1e-6: float64 central differences with eps=1e-6 have truncation ~1e-12 and
     # round-off ~1e-10 relative to |L|; measured max errors are 1e-10..1e-7 (sigmoid MLP, whose
     # first-layer gradients are ~6e-4, is the largest).
@@ -218,3 +229,57 @@ def test_ols_errors():
         ols(np.zeros((3, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
         ols(np.array([[1.0], [np.nan]]), np.zeros(2))
+
+
+def test_mismatched_model_data_or_loss_give_clear_errors():
+    data = load("moons", n=20)
+    with pytest.raises(ValueError, match=r"loss 'cross_entropy' cannot be evaluated on the model output of shape \(12, 1\)"):
+        gradcheck(build("sigmoid_neuron", in_dim=2), data, "cross_entropy")
+    with pytest.raises(ValueError, match=r"model cannot be evaluated on inputs of shape \(12, 2\).*in_dim"):
+        gradcheck(build("mlp", in_dim=3), data, "mse")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _cli(monkeypatch, capsys, *args):
+    import sys
+
+    from losslab.cli import app
+    from losslab.cli._common import run_app
+
+    monkeypatch.setattr(sys, "argv", ["losslab", *args])
+    code = run_app(app)
+    cap = capsys.readouterr()
+    return code, cap.out, " ".join(cap.err.split())  # rich wraps long lines
+
+
+def test_cli_gradcheck_json_and_table(monkeypatch, capsys):
+    import json
+
+    code, out, _ = _cli(monkeypatch, capsys, "gradcheck", "--model", "mlp", "--data", "moons", "--data-opt", "n=30",
+                        "--model-opt", "hidden=[5]", "--model-opt", "activation=relu", "--json")
+    assert code == 0
+    r = json.loads(out)
+    assert r["passed"] and r["loss"] == "cross_entropy" and r["model_options"]["out_dim"] == 2  # filled from data
+    assert [t["name"] for t in r["tensors"]] == ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"]
+    assert r["max_rel_err"] < 1e-6
+    code, out, _ = _cli(monkeypatch, capsys, "gradcheck", "-m", "linear", "-d", "seven_points")
+    assert code == 0 and "weight" in out and "PASSED" in out
+    code, out, err = _cli(monkeypatch, capsys, "gradcheck", "-m", "linaer", "-d", "seven_points")
+    assert code == 2 and "Valid model names" in err and "Traceback" not in err
+    code, out, err = _cli(monkeypatch, capsys, "gradcheck", "-m", "sigmoid_neuron", "-d", "moons", "--data-opt", "n=20")
+    assert code == 2 and "Pick a loss" in err
+
+
+def test_cli_gradcheck_store(monkeypatch, capsys, tmp_path):
+    import json
+
+    from losslab.store import open_store
+
+    code, out, _ = _cli(monkeypatch, capsys, "gradcheck", "-m", "linear", "-d", "seven_points", "--json",
+                        "--store", str(tmp_path / "st"))
+    assert code == 0
+    r = json.loads(out)
+    rec = open_store(tmp_path / "st").get(r["run_id"])
+    assert rec.kind == "gradcheck" and rec.summary["passed"] is True
+    assert open_store(tmp_path / "st").load_json(r["run_id"])["max_rel_err"] == r["max_rel_err"]

@@ -72,7 +72,7 @@ class GradcheckResult:
     def as_dict(self) -> dict:
         return {
             "passed": self.passed, "max_rel_err": self.max_rel_err, "max_abs_err": self.max_abs_err,
-            "tol": self.tol, "eps": self.eps, "loss": self.loss_value, "seed": self.seed, "train": self.train,
+            "tol": self.tol, "eps": self.eps, "loss_value": self.loss_value, "seed": self.seed, "train": self.train,
             "scale_floor": self.scale_floor,
             "relative_error": "per tensor: max|g_bp-g_fd| / max(max|g_bp|, max|g_fd|, scale_floor * largest tensor scale)",
             "tensors": [dict(name=t.name, shape=list(t.shape), n_checked=t.n_checked, n_total=t.n_total,
@@ -83,6 +83,24 @@ class GradcheckResult:
 
 def _to64(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float64) if t.is_floating_point() else t
+
+
+def _probe(m: nn.Module, params, X: torch.Tensor, y: torch.Tensor, loss_fn: Loss, seed: int) -> None:
+    """Evaluate once, turning a model/data or loss/output mismatch into a clear ValueError."""
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            out = call(m, params, X)
+        except (IndexError, RuntimeError, ValueError, TypeError) as e:
+            raise ValueError(f"the model cannot be evaluated on inputs of shape {tuple(X.shape)}: "
+                             f"{str(e).rstrip('.')}. Check the model's in_dim (or sequence shape) against the data.") from e
+        try:
+            loss_fn(out, y)
+        except (IndexError, RuntimeError, ValueError) as e:
+            raise ValueError(f"loss {loss_fn.name!r} cannot be evaluated on the model output of shape {tuple(out.shape)} "
+                             f"with targets of shape {tuple(y.shape)} ({str(y.dtype).replace('torch.', '')}): "
+                             f"{str(e).rstrip('.')}. Pick a loss that fits the model's output (cross_entropy needs "
+                             f"(N, C) logits and labels 0..C-1; mse needs outputs shaped like y).") from e
 
 
 def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 1e-6, seed: int = 0,
@@ -120,6 +138,7 @@ def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 
 
     # backprop
     leaves = {n: v.clone().requires_grad_(True) for n, v in base.items()}
+    _probe(m, base, X, y, loss_fn, seed)
     value = L(leaves)
     grads = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)
     g_bp = {n: (torch.zeros_like(v) if g is None else g.detach()) for (n, v), g in zip(leaves.items(), grads)}

@@ -110,6 +110,9 @@ def _labels(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         y = y.long()
     if y.shape[0] != out.shape[0]:
         raise ValueError(f"{out.shape[0]} outputs but {y.shape[0]} labels")
+    c = out.shape[1]
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
+        raise ValueError(f"labels must be in [0, {c}) for {c} logits, got min {int(y.min())}, max {int(y.max())}")
     return y
 
 
@@ -131,6 +134,8 @@ def bce() -> Loss:
         out = out.reshape(out.shape[0], -1)
         if out.shape[1] != 1:
             raise ValueError(f"bce expects one logit per example, got shape {tuple(out.shape)}")
+        if not ((y == 0) | (y == 1)).all():
+            raise ValueError("bce targets must be 0 or 1")
         return F.binary_cross_entropy_with_logits(out[:, 0], y.reshape(-1).to(out.dtype), reduction="none")
 
     return Loss("bce", f, "binary")
@@ -139,6 +144,8 @@ def bce() -> Loss:
 @LOSSES.register("hinge")
 def hinge(margin: float = 1.0) -> Loss:
     """Multi-class hinge (Weston-Watkins form as in torch's multi_margin_loss)."""
+    if margin <= 0:
+        raise ValueError(f"hinge margin must be > 0, got {margin}")
 
     def f(out, y):
         return F.multi_margin_loss(out, _labels(out, y), margin=margin, reduction="none")

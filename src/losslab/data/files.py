@@ -86,7 +86,7 @@ def _labels_to_ids(values: Sequence, where: str) -> tuple[torch.Tensor, list]:
 def _plain(v):
     """numpy scalars -> python scalars (JSON-safe meta)."""
     if isinstance(v, np.generic):
-        return v.item()
+        v = v.item()
     if isinstance(v, float) and v.is_integer():
         return int(v)
     return v
@@ -139,9 +139,13 @@ def _finish(X: torch.Tensor, y_raw, *, y_numeric: bool, task: str, where: str, n
 
 # --------------------------------------------------------------------------- CSV
 
-def _sniff_header(first: list[str]) -> bool:
-    """A first row with any cell that is not a number is a header."""
-    return any(_parse_float(c.strip()) is None for c in first)
+def _sniff_header(first: list[str], second: list[str] | None) -> bool:
+    """The first row is a header when one of its cells is text where the second row has a number
+    (so a header-less file with text class labels is not mistaken for one); with a single row,
+    when any cell is text."""
+    if second is None:
+        return any(_parse_float(c) is None for c in first)
+    return any(_parse_float(a) is None and _parse_float(b) is not None for a, b in zip(first, second))
 
 
 def load_csv(path, *, target: str | int = -1, task: str = "auto", header: bool | str = "auto", delimiter: str = ",",
@@ -150,7 +154,8 @@ def load_csv(path, *, target: str | int = -1, task: str = "auto", header: bool |
     """Read a numeric CSV file: one example per row, one column is the target, the rest features.
 
     ``target``: column name (needs a header) or index (negative counts from the end).
-    ``header``: True, False or "auto" (a first row with any non-numeric cell is a header).
+    ``header``: True, False or "auto" (a header when ``target`` is a column name, or when the
+    first row has text where the second row has a number).
     Blank lines are skipped. Feature cells must be finite numbers; the target may be text for
     classification. ``preprocess`` ('standardize' or 'minmax') is fitted on the training split
     only and applied to every split. Returns float32 X (N, F); y (N, 1) float32 for regression
@@ -178,7 +183,8 @@ def load_csv(path, *, target: str | int = -1, task: str = "auto", header: bool |
                             f"example per line, columns separated by {delimiter!r}.")
 
     if header == "auto":
-        has_header = _sniff_header(rows[0][1])
+        named_target = isinstance(target, str) and not target.lstrip("-").isdigit()
+        has_header = named_target or _sniff_header(rows[0][1], rows[1][1] if len(rows) > 1 else None)
     elif isinstance(header, bool):
         has_header = header
     else:
@@ -335,7 +341,7 @@ def load_npz(path, *, x_key: str = "X", y_key: str = "y", task: str = "auto", va
 def _need_path(kind: str, path) -> None:
     if path is None:
         raise ValueError(f"the {kind!r} dataset reads a file: pass path=..., e.g. load({kind!r}, path='data.{kind}') "
-                         f"or on the command line --data-opt path=data.{kind}")
+                         f"or on the command line the dataset option path=data.{kind}")
 
 
 def _csv_dataset(*, path: str | None = None, seed: int = 0, target: str | int = -1, task: str = "auto",

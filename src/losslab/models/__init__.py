@@ -29,6 +29,8 @@ def sigmoid_neuron(in_dim: int = 1) -> nn.Module:
 @MODELS.register("polynomial")
 def polynomial(degree: int = 3, in_dim: int = 1, out_dim: int = 1) -> nn.Module:
     """Polynomial regression of a 1-D input: sum_k a_k x^k, k = 0..degree."""
+    if in_dim != 1:
+        raise ValueError(f"polynomial regression takes a single input feature (in_dim=1), got in_dim={in_dim}")
     return PolynomialRegression(degree, out_dim=out_dim)
 
 
@@ -57,7 +59,7 @@ def lstm(in_dim: int = 2, hidden: int = 32, out_dim: int = 1, forget_bias: float
     return SequenceModel("lstm", in_dim, hidden, out_dim, forget_bias=forget_bias)
 
 
-def build(name: str, *, init: str = "default", init_scale: float = 1.0, seed: int | None = 0, dtype: torch.dtype | None = None,
+def build(name: str, *, init: str = "default", init_scale: float | None = None, seed: int | None = 0, dtype: torch.dtype | None = None,
           **options) -> nn.Module:
     """Build a registered model with a seeded initialization.
 

@@ -26,12 +26,12 @@ INITS.register("small", lambda model: [nn.init.normal_(p, std=1.0) for _, p in _
                doc="N(0, 1) weights times init_scale (1e-3 unless given): the small-init regime")
 
 
-def initialize(model: nn.Module, init: str = "default", *, scale: float = 1.0) -> nn.Module:
+def initialize(model: nn.Module, init: str = "default", *, scale: float | None = None) -> nn.Module:
     """Apply ``init`` to every weight matrix (ndim >= 2), then multiply weights by ``scale``.
     Biases and sequence-model forget-gate biases keep their defaults."""
     INITS.get(init)(model)
-    if init == "small" and scale == 1.0:
-        scale = 1e-3
+    if scale is None:
+        scale = 1e-3 if init == "small" else 1.0
     if scale != 1.0:
         with torch.no_grad():
             for _, p in _weights(model):
