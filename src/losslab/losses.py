@@ -100,6 +100,15 @@ def lp(p: float = 4.0) -> Loss:
     return Loss("lp", f, "regression", {"p": p})
 
 
+def _concrete(t: torch.Tensor) -> bool:
+    """False inside torch.func transforms (vmap/grad), where data-dependent checks can't run;
+    the checks then happen on the first plain call instead."""
+    try:
+        return not torch._C._functorch.is_functorch_wrapped_tensor(t)
+    except AttributeError:  # older torch
+        return True
+
+
 def _labels(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if out.dim() != 2:
         raise ValueError(f"classification output must be (N, C) logits, got shape {tuple(out.shape)}")
@@ -111,7 +120,7 @@ def _labels(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if y.shape[0] != out.shape[0]:
         raise ValueError(f"{out.shape[0]} outputs but {y.shape[0]} labels")
     c = out.shape[1]
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
+    if _concrete(y) and y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
         raise ValueError(f"labels must be in [0, {c}) for {c} logits, got min {int(y.min())}, max {int(y.max())}")
     return y
 
@@ -134,7 +143,7 @@ def bce() -> Loss:
         out = out.reshape(out.shape[0], -1)
         if out.shape[1] != 1:
             raise ValueError(f"bce expects one logit per example, got shape {tuple(out.shape)}")
-        if not ((y == 0) | (y == 1)).all():
+        if _concrete(y) and not bool(((y == 0) | (y == 1)).all()):
             raise ValueError("bce targets must be 0 or 1")
         return F.binary_cross_entropy_with_logits(out[:, 0], y.reshape(-1).to(out.dtype), reduction="none")
 

@@ -66,7 +66,7 @@ def exact_hessian(model: nn.Module, data, loss: str | Loss, *, kind: str = "hess
 
 def dense_matrix(op: HessianOperator, *, chunk_size: int | None = 256) -> torch.Tensor:
     """The dense matrix of a :class:`HessianOperator` by automatic differentiation (not products)."""
-    from torch.func import grad, hessian, jacrev, vmap
+    from torch.func import grad, jacrev, jvp
 
     spec, theta = op.spec, op.theta
     P = op.size
@@ -80,10 +80,19 @@ def dense_matrix(op: HessianOperator, *, chunk_size: int | None = 256) -> torch.
             out = fo(theta).detach()
             J = jacrev(fo, chunk_size=chunk_size)(theta).reshape(out.shape[0], -1, P)  # (B, C, P)
 
-            def per_ex(o, yy):
-                return op.loss.per_example(o.reshape(1, *out.shape[1:]), yy.unsqueeze(0)).sum()
-
-            Hout = vmap(hessian(per_ex))(out.reshape(out.shape[0], -1), y)  # (B, C, C)
+            # per-example output Hessians H_out,n (B, C, C): the batch loss is a sum over
+            # examples, so one jvp of its output gradient along e_c (in every example at once)
+            # gives column c of every H_out,n. (No vmap over labels: losses validate them.)
+            B = out.shape[0]
+            flat_out = out.reshape(B, -1)
+            C = flat_out.shape[1]
+            gsum = grad(lambda o: op.loss.per_example(o.reshape(out.shape), y).sum())
+            cols = []
+            for c in range(C):
+                e = torch.zeros_like(flat_out)
+                e[:, c] = 1
+                cols.append(jvp(gsum, (flat_out,), (e,))[1])
+            Hout = torch.stack(cols, dim=2)  # (B, C, C): [n, :, c] = H_out,n e_c
             H += torch.einsum("bcp,bcd,bdq->pq", J, Hout, J) / op.n
     return (H + H.T) / 2
 

@@ -191,14 +191,15 @@ def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_it
         m = len(alphas)
         if m < k:
             return False
-        theta = torch.linalg.eigvalsh(_tridiag(alphas, betas))
+        theta, Y = torch.linalg.eigh(_tridiag(alphas, betas))
         idx = _wanted(theta, k, which)
         wanted = theta[idx]
         scale = float(theta.abs().max()) or 1.0
-        if beta <= 1e-12 * scale:  # Krylov space is invariant: Ritz values are exact
-            state["ok"] = m >= k
-            return state["ok"]
-        _, Y = torch.linalg.eigh(_tridiag(alphas, betas))
+        if m == P:  # the whole space: Ritz values are the eigenvalues
+            state["ok"] = True
+            return True
+        # (an invariant Krylov space gives beta = 0, bounds 0; the iteration then restarts
+        # orthogonally, which is how repeated eigenvalues are found)
         _, bnd = _bounds(theta, Y, beta, idx)
         prev = state["prev"]
         moved = float("inf") if prev is None else float((wanted - prev).abs().max())

@@ -165,9 +165,11 @@ class HessianOperator:
     def _forward(self, p: dict[str, torch.Tensor], X: torch.Tensor) -> torch.Tensor:
         from torch.func import functional_call
 
+        # in train mode batch norm updates running statistics in place: give it fresh copies
+        # (made inside any torch.func transform, so nothing captured is mutated)
+        bufs = {n: b.clone() for n, b in self._buffers.items()} if self.train_mode else self._buffers
         with eval_mode(self.model, train=self.train_mode):
-            return functional_call(self.model, {**self._fixed, **p, **self._buffers}, (X,), strict=False,
-                                   tie_weights=True)
+            return functional_call(self.model, {**self._fixed, **p, **bufs}, (X,), strict=False, tie_weights=True)
 
     def _batch_loss(self, p: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss.per_example(self._forward(p, X), y).sum() / self.n

@@ -1,0 +1,174 @@
+"""losslab.hessian vs PyHessian 0.1 on the digits MLP 64-32(tanh)-10, against the exact spectrum.
+
+Setup: ``losslab.models.build("mlp", in_dim=64, hidden=[32], out_dim=10, activation="tanh",
+seed=0)`` trained 200 full-batch Adam steps (lr 1e-2) with cross_entropy on
+``losslab.data.load("digits", seed=0).train`` (float32, like PyHessian). Reference: the exact
+Hessian in float64 (``losslab.hessian.exact_spectrum``, torch.func.jacrev of the gradient).
+
+Both tools run in float32 on the same model and data, one thread (``--threads``), seeds
+0..S-1; medians over seeds are printed. HVPs are counted by wrapping each tool's product
+function. PyHessian needs one shim: ``density()`` calls ``torch.eig`` (removed from torch), which
+is answered with ``torch.linalg.eigh`` of the symmetric T. Usage::
+
+    python benchmarks/hessian.py [--seeds 5] [--threads 1] [--device cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import warnings
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def train_digits_mlp(device: str):
+    from losslab.data import load
+    from losslab.losses import get_loss
+    from losslab.models import build
+
+    data = load("digits", seed=0).train.to(device)
+    model = build("mlp", in_dim=64, hidden=[32], out_dim=10, activation="tanh", seed=0).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    L = get_loss("cross_entropy")
+    for _ in range(200):
+        opt.zero_grad()
+        L(model(data.X), data.y).backward()
+        opt.step()
+    model.zero_grad(set_to_none=True)
+    return model, data
+
+
+def _pyhessian(model, data, device):
+    import importlib
+    import sys
+
+    importlib.import_module("pyhessian")
+    ph = sys.modules["pyhessian.hessian"]  # the module (the package re-exports the class by that name)
+
+    counter = {"n": 0}
+    if not getattr(ph, "_losslab_counted", False):
+        orig = ph.hessian_vector_product
+
+        def counted(*a, **k):
+            ph._losslab_counter["n"] += 1
+            return orig(*a, **k)
+
+        ph.hessian_vector_product = counted
+        ph._losslab_counted = True
+    ph._losslab_counter = counter
+    if not getattr(torch, "_losslab_eig_shim", False):  # the one shim: torch.eig was removed (it raises)
+        def eig(T, eigenvectors=True):
+            w, V = torch.linalg.eigh(T)
+            return torch.stack([w, torch.zeros_like(w)], 1), V
+
+        torch.eig = eig
+        torch._losslab_eig_shim = True
+    m = copy.deepcopy(model)  # PyHessian writes .grad and sets eval mode on the model it gets
+    comp = ph.hessian(m, torch.nn.CrossEntropyLoss(), data=(data.X, data.y), cuda=(device == "cuda"))
+    return comp, counter
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--tol", type=float, default=1e-4, help="losslab Lanczos tol for top-1 / top-5")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph")  # PyHessian's
+    dev = args.device
+    from scipy.stats import wasserstein_distance
+
+    import losslab.hessian as H
+
+    print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}")
+    model, data = train_digits_mlp(dev)
+    t0 = time.perf_counter()
+    spec = H.exact_spectrum(model.cpu(), data.to("cpu"), "cross_entropy")  # float64 reference
+    model.to(dev)
+    exact = spec.eigenvalues.numpy()
+    top5 = exact[::-1][:5]
+    print(f"exact Hessian ({spec.size} params, float64): {time.perf_counter() - t0:.1f} s; "
+          f"top-5 {np.array2string(top5, precision=6)}, trace {exact.sum():.6f}, "
+          f"negative eigenvalues {int((exact < -1e-8 * abs(exact).max()).sum())}")
+
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+
+    def add(name, err, hvp, sec):
+        rows.setdefault(name, []).append((err, hvp, sec))
+
+    for seed in range(args.seeds):
+        # ---- top-1 / top-5 ---------------------------------------------------------------
+        torch.manual_seed(seed)
+        comp, cnt = _pyhessian(model, data, dev)
+        _sync(dev); t = time.perf_counter()
+        vals, _ = comp.eigenvalues(top_n=1)
+        _sync(dev); sec = time.perf_counter() - t
+        add("top-1  PyHessian (power, tol 1e-3)", abs(vals[0] - top5[0]) / top5[0], cnt["n"], sec)
+        cnt["n"] = 0
+        _sync(dev); t = time.perf_counter()
+        vals, _ = comp.eigenvalues(top_n=5)
+        _sync(dev); sec = time.perf_counter() - t
+        add("top-5  PyHessian (power, tol 1e-3)", float(np.max(np.abs(np.array(vals) - top5) / top5)), cnt["n"], sec)
+
+        for k, name in [(1, "top-1"), (5, "top-5")]:
+            _sync(dev); t = time.perf_counter()
+            op = H.hessian_operator(model, data, "cross_entropy")
+            e = H.lanczos(op, k, tol=args.tol, seed=seed, vectors=False, warn=False)
+            _sync(dev); sec = time.perf_counter() - t
+            err = float(np.max(np.abs(e.eigenvalues.double().cpu().numpy() - top5[:k]) / top5[:k]))
+            add(f"{name}  losslab (Lanczos, tol {args.tol:g})", err, e.report.n_products, sec)
+
+        # ---- trace ---------------------------------------------------------------------------
+        torch.manual_seed(seed)
+        comp, cnt = _pyhessian(model, data, dev)
+        _sync(dev); t = time.perf_counter()
+        tr = float(np.mean(comp.trace()))
+        _sync(dev); sec = time.perf_counter() - t
+        add("trace  PyHessian (Hutchinson, tol 1e-3)", abs(tr - exact.sum()) / exact.sum(), cnt["n"], sec)
+        n_py = cnt["n"]
+        for name, fn in [("trace  losslab Hutchinson (rtol 1e-2)",
+                          lambda op: H.hutchinson(op, rtol=1e-2, seed=seed, max_samples=2000, warn=False)),
+                         ("trace  losslab Hutch++ (PyHessian's HVP count)",
+                          lambda op: H.hutchpp(op, n_products=max(n_py, 6), seed=seed))]:
+            _sync(dev); t = time.perf_counter()
+            op = H.hessian_operator(model, data, "cross_entropy")
+            est = fn(op)
+            _sync(dev); sec = time.perf_counter() - t
+            add(name, abs(est.estimate - exact.sum()) / exact.sum(), est.n_products, sec)
+            rows.setdefault(name + " [stderr/|tr|]", []).append((est.stderr / abs(est.estimate), 0, 0))
+
+        # ---- density (1 probe x 100 steps each; error = Wasserstein-1 to the exact spectrum) --
+        torch.manual_seed(seed)
+        comp, cnt = _pyhessian(model, data, dev)
+        _sync(dev); t = time.perf_counter()
+        nodes, weights = comp.density(iter=100, n_v=1)
+        _sync(dev); sec = time.perf_counter() - t
+        w1 = wasserstein_distance(exact, np.array(nodes[0]), None, np.array(weights[0]))
+        add("density PyHessian (SLQ 1x100) [W1]", w1, cnt["n"], sec)
+        _sync(dev); t = time.perf_counter()
+        op = H.hessian_operator(model, data, "cross_entropy")
+        d = H.slq(op, n_probes=1, n_steps=100, seed=seed)
+        _sync(dev); sec = time.perf_counter() - t
+        w1 = wasserstein_distance(exact, d.nodes[0].numpy(), None, d.weights[0].numpy())
+        add("density losslab (SLQ 1x100) [W1]", w1, d.n_products, sec)
+
+    print(f"\nmedians over {args.seeds} seeds (error: relative, or W1 distance for density)")
+    print(f"{'method':58s} {'error':>10s} {'HVPs':>6s} {'seconds':>8s}")
+    for name, r in rows.items():
+        med = [statistics.median(x[i] for x in r) for i in range(3)]
+        errs = ", ".join(f"{x[0]:.1e}" for x in r)
+        print(f"{name:58s} {med[0]:10.2e} {med[1]:6.0f} {med[2]:8.3f}   errors per seed: {errs}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""``losslab hessian``: curvature of a model's loss (top/bottom eigenvalues, trace, density),
+for the whole model or per layer. A thin layer over :mod:`losslab.hessian`."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from torch import nn
+
+from ._common import JsonOpt, StoreOpt, console, emit_json, out, parse_options
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str, model_options: dict | None = None,
+                    data: str | None = None, data_options: dict | None = None, loss: str | None = None,
+                    seed: int = 0) -> Path:
+    """Save ``model``'s state_dict at ``path`` and its spec as JSON beside it (``path`` with
+    suffix ``.json``): what :func:`load_model` reads back."""
+    path = Path(path)
+    torch.save(model.state_dict(), path)
+    spec = {"model": model_name, "model_options": model_options or {}, "data": data,
+            "data_options": data_options or {}, "loss": loss, "seed": seed}
+    path.with_suffix(".json").write_text(json.dumps(spec, indent=2))
+    return path
+
+
+def load_model(*, data: str | None, data_options: dict, model: str | None, model_options: dict,
+               checkpoint: Path | None, seed: int):
+    """(model, splits, default loss name) from built-in names or a checkpoint + spec JSON.
+
+    The one place that turns CLI inputs into a model; stored runs will be added here.
+    """
+    from ..data import load
+    from ..models import build
+
+    spec: dict = {}
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.exists():
+            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+        spec_path = checkpoint.with_suffix(".json")
+        if not spec_path.exists():
+            raise FileNotFoundError(f"checkpoint {checkpoint} needs its model spec {spec_path} beside it "
+                                    '(JSON: {"model": NAME, "model_options": {...}, "data": NAME, ...})')
+        spec = json.loads(spec_path.read_text())
+        if "model" not in spec:
+            raise ValueError(f"model spec {spec_path} lacks the key 'model'")
+    data = data or spec.get("data")
+    model = model or spec.get("model")
+    if data is None:
+        raise ValueError("no data: give --data NAME (or a checkpoint whose spec names its data)")
+    if model is None:
+        raise ValueError("no model: give --model NAME or --checkpoint PATH")
+    d_opts = {**spec.get("data_options", {}), **data_options}
+    splits = load(data, seed=int(spec.get("seed", seed)), **d_opts)
+    m_opts = {**spec.get("model_options", {}), **model_options}
+    if model in ("mlp", "linear"):  # size the built-in dense models to the data unless told
+        m_opts.setdefault("in_dim", splits.in_dim)
+        m_opts.setdefault("out_dim", splits.out_dim)
+    net = build(model, seed=seed, **m_opts)
+    if checkpoint is not None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    return net, splits, spec.get("loss") or splits.default_loss
+
+
+def _analyse(net, data, loss, *, block, top, bottom, trace, density, ggn, tol, dtype, seed, batch_size,
+             n_probes, n_steps, trace_rtol=1e-2, trace_samples=300) -> dict:
+    from .. import hessian as H
+
+    op_fn = H.ggn_operator if ggn else H.hessian_operator
+    make = lambda: op_fn(net, data, loss, block=block, batch_size=batch_size, dtype=dtype)  # noqa: E731
+    op = make()
+    res: dict = {"parameters": op.size, "names": list(op.spec.names), "operator": op.kind}
+    if top:
+        e = H.lanczos(op, min(top, op.size), which="largest", tol=tol, seed=seed, vectors=False, warn=False)
+        res["top"] = {"eigenvalues": e.eigenvalues.tolist(), "residuals": list(e.report.residuals),
+                      "error_bounds": list(e.report.error_bounds), "converged": e.report.converged,
+                      "hvps": e.report.n_products}
+    if bottom:
+        e = H.lanczos(op, min(bottom, op.size), which="smallest", tol=tol, seed=seed, vectors=False, warn=False)
+        res["bottom"] = {"eigenvalues": e.eigenvalues.tolist(), "residuals": list(e.report.residuals),
+                         "error_bounds": list(e.report.error_bounds), "converged": e.report.converged,
+                         "hvps": e.report.n_products}
+    if trace:
+        t = H.hutchinson(op, seed=seed, rtol=trace_rtol, max_samples=trace_samples, warn=False)
+        res["trace"] = {"estimate": t.estimate, "stderr": t.stderr, "samples": t.n_samples,
+                        "converged": t.converged, "hvps": t.n_products}
+    if density:
+        d = H.slq(op, n_probes=n_probes, n_steps=n_steps, seed=seed)
+        idx, idx_se = d.index()
+        res["density"] = {"grid": d.grid.tolist(), "density": d.density.tolist(), "sigma": d.sigma,
+                          "nodes": d.nodes.tolist(), "weights": d.weights.tolist(), "index": idx,
+                          "index_stderr": idx_se, "hvps": d.n_products}
+    return res
+
+
+def _print(name: str, r: dict) -> None:
+    out.print(f"[bold]{name}[/] ({r['parameters']} parameters, {r['operator']})")
+    for end in ("top", "bottom"):
+        if end in r:
+            vals = ", ".join(f"{v:.6g}" for v in r[end]["eigenvalues"])
+            flag = "" if r[end]["converged"] else "  [yellow](not converged)[/]"
+            out.print(f"  {end}-{len(r[end]['eigenvalues'])}: {vals}  (max residual "
+                      f"{max(r[end]['residuals']):.2e}, {r[end]['hvps']} HVPs){flag}")
+    if "trace" in r:
+        t = r["trace"]
+        flag = "" if t["converged"] else "  [yellow](stderr above --trace-rtol)[/]"
+        out.print(f"  trace: {t['estimate']:.6g} +- {t['stderr']:.2g} (1 s.e., {t['samples']} probes){flag}")
+    if "density" in r:
+        d = r["density"]
+        lo, hi = d["grid"][0], d["grid"][-1]
+        out.print(f"  density: grid [{lo:.4g}, {hi:.4g}], sigma {d['sigma']:.3g}; estimated index (negative "
+                  f"eigenvalues) {d['index']:.1f} +- {d['index_stderr']:.1f}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("hessian")
+    def hessian_cmd(
+        data: Optional[str] = typer.Option(None, "--data", help="Built-in dataset name (see `losslab data`)."),
+        data_opt: Optional[list[str]] = typer.Option(None, "--data-opt", help="Dataset option KEY=VALUE (repeatable)."),
+        model: Optional[str] = typer.Option(None, "--model", help="Built-in model name."),
+        model_opt: Optional[list[str]] = typer.Option(None, "--model-opt", help="Model option KEY=VALUE (repeatable)."),
+        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint",
+                                                  help="torch.save'd state_dict; its spec JSON lies beside it."),
+        loss: Optional[str] = typer.Option(None, "--loss", help="Loss name (default: the dataset's task loss)."),
+        split: str = typer.Option("train", "--split", help="Which split's loss: train, val or test."),
+        top: int = typer.Option(1, "--top", help="Number of largest eigenvalues (0: none)."),
+        bottom: int = typer.Option(0, "--bottom", help="Number of smallest eigenvalues."),
+        trace: bool = typer.Option(False, "--trace", help="Hutchinson trace with its standard error."),
+        density: bool = typer.Option(False, "--density", help="Spectral density by stochastic Lanczos quadrature."),
+        layer: Optional[list[str]] = typer.Option(None, "--layer",
+                                                  help="Restrict to a layer (parameter prefix, repeatable); 'all' = each layer."),
+        ggn: bool = typer.Option(False, "--ggn", help="Use the Gauss-Newton matrix instead of the Hessian."),
+        tol: float = typer.Option(1e-6, "--tol", help="Lanczos tolerance (relative to the spectral norm)."),
+        float64: bool = typer.Option(True, "--float64/--float32", help="Compute in float64 (default) or float32."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size for HVPs (default: full)."),
+        trace_rtol: float = typer.Option(1e-2, "--trace-rtol", help="Stop Hutchinson at stderr <= rtol |trace|."),
+        trace_samples: int = typer.Option(300, "--trace-samples", help="Most Hutchinson probes."),
+        probes: int = typer.Option(10, "--probes", help="SLQ probe vectors."),
+        steps: int = typer.Option(80, "--steps", help="SLQ Lanczos steps per probe."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the model init and of the random probes."),
+        json_: bool = JsonOpt,
+        store: Optional[Path] = StoreOpt,
+    ):
+        """Curvature of a model's loss: top/bottom Hessian eigenvalues, trace, spectral density."""
+        from ..hessian import layer_blocks
+
+        net, splits, default_loss = load_model(data=data, data_options=parse_options(data_opt), model=model,
+                                               model_options=parse_options(model_opt), checkpoint=checkpoint,
+                                               seed=seed)
+        d = getattr(splits, split, None) if split in ("train", "val", "test") else None
+        if d is None:
+            raise ValueError(f"split {split!r} is not available; use train, val or test (one the dataset has)")
+        loss_name = loss or default_loss
+        dtype = torch.float64 if float64 else torch.float32
+        blocks: list[tuple[str, object]]
+        if not layer:
+            blocks = [("all parameters", None)]
+        elif layer == ["all"]:
+            blocks = [(b, b) for b in layer_blocks(net)]
+        else:
+            blocks = [(b, b) for b in layer]
+        result = {"data": splits.name, "loss": loss_name, "split": split, "blocks": {}}
+        for name, block in blocks:
+            result["blocks"][name] = _analyse(net, d, loss_name, block=block, top=top, bottom=bottom, trace=trace,
+                                              density=density, ggn=ggn, tol=tol, dtype=dtype, seed=seed,
+                                              batch_size=batch_size, n_probes=probes, n_steps=steps,
+                                              trace_rtol=trace_rtol, trace_samples=trace_samples)
+        if json_:
+            emit_json(result)
+        else:
+            for name, r in result["blocks"].items():
+                _print(name, r)

@@ -1,0 +1,172 @@
+"""Sharpness measures of a model at its current parameters (the model is never mutated).
+
+- ``lambda_max``: the top Hessian eigenvalue (Lanczos, :func:`losslab.hessian.lanczos`).
+- ``trace``: tr H (Hutchinson with standard error, :func:`losslab.hessian.hutchinson`).
+- ``epsilon_sharpness``: Keskar, Mudigere, Nocedal, Smelyanskiy & Tang (2017), Metric 2.1, with
+  A = I (the full parameter space):
+
+      C_eps = { z in R^P : |z_i| <= eps (|theta_i| + 1) }
+      phi(theta, eps) = 100 * (max_{z in C_eps} L(theta + z) - L(theta)) / (1 + L(theta))
+
+  The inner maximization is box-constrained; as in the paper it is solved approximately with
+  L-BFGS-B (scipy), started from a seeded random point of the box (the gradient vanishes at a
+  minimum, so a start at z = 0 would not move). ``maxiter`` defaults to 10 (the paper's
+  budget); the result is a lower bound of the true maximum.
+- ``loss_rise``: the mean rise L(theta + r d) - L(theta) over random filter-normalized
+  directions d (Li, Xu, Taylor, Studer & Goldstein 2018, sec. 4): d ~ N(0, I) and, for each
+  tensor with ndim > 1 and each slice i along dim 0 (a filter / output neuron),
+  d_i <- d_i ||theta_i|| / (||d_i|| + 1e-10); 1-D tensors (biases, norm layers) get d = 0
+  unless ``include_1d`` (then they are normalized as one filter). So r = 1 moves every filter
+  by its own norm. Reported with its standard error over directions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..losses import Loss
+from ..registry import Registry
+from .lanczos import Eigen, _generator, lanczos
+from .operator import BlockSpec, HessianOperator, hessian_operator
+from .trace import TraceEstimate, hutchinson, hutchpp
+
+
+def _op(model, data, loss, *, block=None, batch_size=None, dtype=None, method="double_backward") -> HessianOperator:
+    return hessian_operator(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, method=method)
+
+
+def lambda_max(model: nn.Module, data, loss: str | Loss, *, tol: float = 1e-6, max_iter: int | None = None,
+               seed: int | torch.Generator | None = 0, block: BlockSpec = None, batch_size: int | None = None,
+               dtype: torch.dtype | None = None, method: str = "double_backward",
+               v0: torch.Tensor | None = None) -> Eigen:
+    """The top Hessian eigenvalue and eigenvector by Lanczos (see :func:`lanczos` for ``tol``)."""
+    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, method=method)
+    return lanczos(op, 1, which="largest", tol=tol, max_iter=max_iter, seed=seed, v0=v0)
+
+
+TRACE_METHODS: Registry = Registry("trace method")
+TRACE_METHODS.register("hutchinson", hutchinson)
+TRACE_METHODS.register("hutchpp", hutchpp)
+
+
+def hessian_trace(model: nn.Module, data, loss: str | Loss, *, method: str = "hutchinson",
+                  seed: int | torch.Generator | None = 0, block: BlockSpec = None, batch_size: int | None = None,
+                  dtype: torch.dtype | None = None, **options) -> TraceEstimate:
+    """tr H by ``hutchinson`` (options rtol, atol, min_samples, max_samples) or ``hutchpp``
+    (option n_products)."""
+    from ..registry import call_with_options
+
+    fn = TRACE_METHODS.get(method)
+    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
+    import functools
+
+    return call_with_options("trace method", method, functools.partial(fn, op, seed=seed), options)
+
+
+@dataclass(frozen=True)
+class EpsilonSharpness:
+    """Keskar et al. (2017) Metric 2.1 (A = I): 100 (max_box L - L) / (1 + L)."""
+
+    value: float
+    epsilon: float
+    base_loss: float
+    max_loss: float
+    n_evaluations: int
+    maxiter: int
+
+
+def epsilon_sharpness(model: nn.Module, data, loss: str | Loss, *, epsilon: float = 1e-3, maxiter: int = 10,
+                      seed: int | torch.Generator | None = 0, block: BlockSpec = None,
+                      batch_size: int | None = None, dtype: torch.dtype | None = torch.float64) -> EpsilonSharpness:
+    """epsilon-sharpness (Keskar et al. 2017, Metric 2.1 with A = I), maximized by L-BFGS-B."""
+    from scipy.optimize import minimize
+    from torch.func import grad_and_value
+
+    if epsilon <= 0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    if maxiter < 1:
+        raise ValueError(f"maxiter must be >= 1, got {maxiter}")
+    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
+    theta = op.theta
+    base = op.loss_at()
+    width = (epsilon * (theta.abs() + 1)).cpu().numpy().astype(np.float64)  # box half-widths
+    gen = _generator(seed)
+    z0 = ((torch.rand(op.size, generator=gen, dtype=torch.float64) * 2 - 1).numpy()) * width
+    count = [0]
+
+    def negf(z: np.ndarray):
+        count[0] += 1
+        t = theta + torch.as_tensor(z, dtype=op.dtype, device=op.device)
+        p = op.spec.unflatten(t)
+        val, g = 0.0, torch.zeros_like(t)
+        for X, y in op._batches:
+            gb, vb = grad_and_value(lambda q: op._batch_loss(q, X, y))(p)
+            val += float(vb)
+            g += op.spec.flatten(gb)
+        return -val, -g.detach().cpu().numpy().astype(np.float64)
+
+    res = minimize(negf, z0, jac=True, method="L-BFGS-B", bounds=list(zip(-width, width)),
+                   options={"maxiter": int(maxiter)})
+    max_loss = max(-float(res.fun), base)
+    return EpsilonSharpness(100.0 * (max_loss - base) / (1.0 + base), float(epsilon), base, max_loss, count[0],
+                            int(maxiter))
+
+
+def _filter_normalized_direction(params: dict[str, torch.Tensor], gen: torch.Generator, *,
+                                 include_1d: bool = False) -> dict[str, torch.Tensor]:
+    """One random filter-normalized direction (Li et al. 2018; definition in DESIGN.md).
+
+    Private copy: ``losslab.landscape.directions`` has the public one (to be deduplicated).
+    """
+    out = {}
+    for n, p in params.items():
+        d = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(dtype=p.dtype, device=p.device)
+        if p.dim() > 1:
+            pn = p.reshape(p.shape[0], -1).norm(dim=1)
+            dn = d.reshape(d.shape[0], -1).norm(dim=1)
+            d = d * (pn / (dn + 1e-10)).reshape(-1, *([1] * (p.dim() - 1)))
+        elif include_1d:
+            d = d * (p.norm() / (d.norm() + 1e-10))
+        else:
+            d = torch.zeros_like(p)
+        out[n] = d
+    return out
+
+
+@dataclass(frozen=True)
+class LossRise:
+    """Mean loss rise at each radius along random filter-normalized directions."""
+
+    radii: tuple[float, ...]
+    mean: tuple[float, ...]  # (R,)
+    stderr: tuple[float, ...]  # (R,)
+    rises: torch.Tensor  # (n_directions, R)
+    base_loss: float
+
+
+def loss_rise(model: nn.Module, data, loss: str | Loss, *, radius: float | list[float] = 0.1,
+              n_directions: int = 20, seed: int | torch.Generator | None = 0, include_1d: bool = False,
+              block: BlockSpec = None, batch_size: int | None = None,
+              dtype: torch.dtype | None = None) -> LossRise:
+    """Mean of L(theta + r d) - L(theta) over ``n_directions`` filter-normalized directions d."""
+    radii = [float(radius)] if isinstance(radius, (int, float)) else [float(r) for r in radius]
+    if not radii:
+        raise ValueError("radius must be a number or a non-empty list of numbers")
+    if n_directions < 1:
+        raise ValueError(f"n_directions must be >= 1, got {n_directions}")
+    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
+    gen = _generator(seed)
+    base = op.loss_at()
+    theta = op.theta
+    rises = torch.zeros(n_directions, len(radii), dtype=torch.float64)
+    for i in range(n_directions):
+        d = op.spec.flatten(_filter_normalized_direction(op.params, gen, include_1d=include_1d))
+        for j, r in enumerate(radii):
+            rises[i, j] = op.loss_at(theta + r * d) - base
+    mean = rises.mean(0)
+    se = rises.std(0, unbiased=True) / math.sqrt(n_directions) if n_directions > 1 else torch.full_like(mean, math.nan)
+    return LossRise(tuple(radii), tuple(mean.tolist()), tuple(se.tolist()), rises, base)

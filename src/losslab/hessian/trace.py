@@ -1,0 +1,134 @@
+"""Trace of the Hessian by randomized probing, with a standard error.
+
+Hutchinson (1989): for Rademacher z (entries +-1 with probability 1/2), E[z^T H z] = tr(H) and
+Var[z^T H z] = 2 (||H||_F^2 - sum_i H_ii^2). The estimate is the mean of n samples, its
+standard error s / sqrt(n) with s the sample standard deviation. Stopping rule: after
+``min_samples``, stop as soon as stderr <= max(atol, rtol * |mean|), else at ``max_samples``
+(with a :class:`ConvergenceWarning`).
+
+Hutch++ (Meyer, Musco, Musco & Woodruff 2021, Alg. 1): with m products, S, G in R^{P x m/3}
+Rademacher, Q = orth(H S),
+
+    tr(H) ~ tr(Q^T H Q) + (3/m) tr(G^T (I - QQ^T) H (I - QQ^T) G),
+
+i.e. the top of the spectrum is captured exactly by a sketch and Hutchinson is run only on the
+deflated remainder; it pays when a few large eigenvalues dominate the trace (a trained
+network's Hessian). Its standard error is that of the Hutchinson part (the sketch term is
+exact given Q).
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from ..registry import Registry
+from .lanczos import ConvergenceWarning, _generator
+from .operator import as_operator
+
+PROBES: Registry = Registry("probe distribution")
+PROBES.register("rademacher", "rademacher", doc="Entries +-1 with probability 1/2 (minimum variance).")
+PROBES.register("gaussian", "gaussian", doc="Standard normal entries.")
+
+
+@dataclass(frozen=True)
+class TraceEstimate:
+    """A randomized trace estimate with its standard error and how it was made."""
+
+    estimate: float
+    stderr: float
+    n_samples: int
+    n_products: int
+    method: str
+    converged: bool
+    rtol: float
+    atol: float
+    seconds: float
+    samples: tuple[float, ...]
+
+    def interval(self, z: float = 3.0) -> tuple[float, float]:
+        """estimate +- z standard errors."""
+        return (self.estimate - z * self.stderr, self.estimate + z * self.stderr)
+
+
+def probes(size: int, n: int, *, gen: torch.Generator, dtype=torch.float64, device="cpu",
+           distribution: str = "rademacher") -> torch.Tensor:
+    """(size, n) random probe vectors (drawn on CPU from ``gen``, then moved)."""
+    dist = PROBES.get(distribution)
+    # drawn as (n, size) and transposed: column j is the j-th vector a sequential draw gives
+    if dist == "rademacher":
+        Z = torch.randint(0, 2, (n, size), generator=gen).to(dtype) * 2 - 1
+    else:
+        Z = torch.randn(n, size, generator=gen, dtype=dtype)
+    return Z.T.contiguous().to(device)
+
+
+def hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_samples: int = 10, max_samples: int = 1000,
+               block: int = 1, distribution: str = "rademacher", seed: int | torch.Generator | None = 0,
+               warn: bool = True) -> TraceEstimate:
+    """Hutchinson trace estimate with standard error and the stopping rule above.
+
+    ``block``: probes per operator call (uses ``matmat``; vmapped for forward-over-reverse).
+    """
+    op = as_operator(op)
+    if min_samples < 2:
+        raise ValueError(f"min_samples must be >= 2 (a standard error needs two samples), got {min_samples}")
+    if max_samples < min_samples:
+        raise ValueError(f"max_samples ({max_samples}) must be >= min_samples ({min_samples})")
+    if rtol < 0 or atol < 0:
+        raise ValueError(f"rtol and atol must be >= 0, got rtol={rtol}, atol={atol}")
+    gen = _generator(seed)
+    device = getattr(op, "device", "cpu")
+    n0 = getattr(op, "n_products", 0)
+    t0 = time.perf_counter()
+    samples: list[float] = []
+    converged = False
+    while len(samples) < max_samples:
+        b = min(block, max_samples - len(samples))
+        Z = probes(op.size, b, gen=gen, dtype=op.dtype, device=device, distribution=distribution)
+        HZ = op.matmat(Z) if b > 1 else op.matvec(Z[:, 0])[:, None]
+        samples += (Z * HZ).sum(0).tolist()
+        n = len(samples)
+        if n >= min_samples:
+            t = torch.tensor(samples, dtype=torch.float64)
+            mean, se = float(t.mean()), float(t.std(unbiased=True)) / math.sqrt(n)
+            if se <= max(atol, rtol * abs(mean)):
+                converged = True
+                break
+    t = torch.tensor(samples, dtype=torch.float64)
+    mean = float(t.mean())
+    se = float(t.std(unbiased=True)) / math.sqrt(len(samples)) if len(samples) > 1 else float("inf")
+    if not converged and warn:
+        warnings.warn(f"hutchinson: standard error {se:.3g} still above max(atol={atol:g}, rtol={rtol:g} x |{mean:.4g}|) "
+                      f"after max_samples={max_samples}; raise max_samples or loosen rtol", ConvergenceWarning,
+                      stacklevel=2)
+    return TraceEstimate(mean, se, len(samples), getattr(op, "n_products", 0) - n0, "hutchinson", converged, rtol, atol,
+                         time.perf_counter() - t0, tuple(samples))
+
+
+def hutchpp(op, *, n_products: int = 30, distribution: str = "rademacher",
+            seed: int | torch.Generator | None = 0) -> TraceEstimate:
+    """Hutch++ trace estimate with ``n_products`` operator products (a multiple of 3 is used)."""
+    op = as_operator(op)
+    s = n_products // 3
+    if s < 2:
+        raise ValueError(f"hutchpp needs n_products >= 6 (three groups of at least two), got {n_products}")
+    gen = _generator(seed)
+    device = getattr(op, "device", "cpu")
+    n0 = getattr(op, "n_products", 0)
+    t0 = time.perf_counter()
+    S = probes(op.size, s, gen=gen, dtype=op.dtype, device=device, distribution=distribution)
+    G = probes(op.size, s, gen=gen, dtype=op.dtype, device=device, distribution=distribution)
+    Q, _ = torch.linalg.qr(op.matmat(S))  # (P, s)
+    top = float(torch.trace(Q.T @ op.matmat(Q)))
+    Gd = G - Q @ (Q.T @ G)  # (I - QQ^T) G
+    HGd = op.matmat(Gd)
+    HGd = HGd - Q @ (Q.T @ HGd)
+    samples = (Gd * HGd).sum(0).to(torch.float64)  # s Hutchinson samples of the deflated remainder
+    est = top + float(samples.mean())
+    se = float(samples.std(unbiased=True)) / math.sqrt(s)
+    return TraceEstimate(est, se, s, getattr(op, "n_products", 0) - n0, "hutchpp", True, 0.0, 0.0,
+                         time.perf_counter() - t0, tuple((top + samples).tolist()))
