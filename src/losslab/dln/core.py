@@ -324,7 +324,10 @@ def balanced_factorization(target: np.ndarray, widths: Sequence[int], *, rotate:
     N = len(widths) - 1
     U, s, Vt = np.linalg.svd(Phi, full_matrices=False)
     k = min(widths)
-    rank = int(np.sum(s > 1e-12 * max(s.max(initial=0.0), 1e-300)))
+    # round-off singular values (s^2 < 1e-12 max s^2, the rule of operator.psd_power) are exact zeros:
+    # their N-th roots (1e-16 -> 5e-6 for N = 3) would otherwise be spurious directions
+    s = np.where(s ** 2 < 1e-12 * np.max(s ** 2, initial=0.0), 0.0, s)
+    rank = int(np.sum(s > 0))
     if rank > k:
         raise ValueError(f"target has rank {rank} but the narrowest width is {k}; the network cannot represent it. "
                          "Widen the network or pass a rank-truncated target.")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core import as_weights, balanced_factorization, end_to_end, widths_of
+from .operator import PSD_RTOL
 
 
 def _log_van(l: np.ndarray) -> float:
@@ -36,13 +37,15 @@ def _log_van(l: np.ndarray) -> float:
 
 def entropy(X: np.ndarray, N: int) -> float:
     """``S(X) = 0.5 log[ van(s^2) / van(s^{2/N}) ]`` (the additive constant set to 0; Menon 2024,
-    Sec. 5, Boltzmann entropy of the fiber over ``X``). ``X`` square; returns ``-inf`` when two
-    singular values coincide (the fiber is then degenerate: a lower-dimensional orbit).
-    For ``N = 1`` the fiber is a point: ``S = 0``.
+    Sec. 5, Boltzmann entropy of the fiber over ``X``). ``X`` square. For ``N = 1`` the fiber is a
+    point: ``S = 0``.
 
     Evaluated as ``0.5 sum_{i<j} log lambda_ij`` with ``lambda_ij`` the geometric sum
     ``sum_{p=1}^N a^{N-p} b^{p-1}`` (``a, b = s_i^{2/N}, s_j^{2/N}``), which equals the ratio
-    without the cancellation of ``(s_i^2 - s_j^2)/(s_i^{2/N} - s_j^{2/N})`` for close values.
+    ``(s_i^2 - s_j^2)/(s_i^{2/N} - s_j^{2/N})`` without its cancellation for close values and is
+    its continuous extension to repeated singular values (``N s^{2-2/N}``), where the literal
+    Vandermonde ratio is 0/0 but the orbit's Gram determinant stays positive (checked in the
+    tests). Singular values with ``s^2 < 1e-12 max s^2`` count as 0; two zero singular values give ``lambda_ij = 0``: ``-inf`` (the orbit degenerates).
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] != X.shape[1]:
@@ -50,6 +53,8 @@ def entropy(X: np.ndarray, N: int) -> float:
     if int(N) != N or N < 1:
         raise ValueError(f"depth N must be a positive integer, got {N}")
     s = np.linalg.svd(X, compute_uv=False)
+    # the PSD rule of psd_power: eigenvalues s^2 of X^T X below 1e-12 * max are round-off zeros
+    s = np.where(s ** 2 < PSD_RTOL * np.max(s ** 2, initial=0.0), 0.0, s)
     return entropy_from_singular_values(s, N)
 
 
@@ -58,11 +63,11 @@ def entropy_from_singular_values(s: np.ndarray, N: int) -> float:
     s = np.asarray(s, dtype=np.float64)
     if N == 1 or s.size < 2:
         return 0.0
-    if _log_van(s) == -np.inf:
-        return -np.inf
     a = s ** (2.0 / N)
     i, j = np.triu_indices(s.size, k=1)
     lam = sum(a[i] ** (N - p) * a[j] ** (p - 1) for p in range(1, N + 1))
+    if np.any(lam <= 0):
+        return -np.inf
     return 0.5 * float(np.sum(np.log(lam)))
 
 
