@@ -121,7 +121,7 @@ class _Snapshots:
                 self.vecs.append(last_v)
 
 
-def _full_loss(model: nn.Module, data: Data, loss: Loss, batch_size: int = 4096) -> tuple[float, float]:
+def full_loss(model: nn.Module, data: Data, loss: Loss, batch_size: int = 4096) -> tuple[float, float]:
     """Full-data mean loss and accuracy (NaN for regression), in eval mode, no grad."""
     was = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -143,6 +143,7 @@ def _full_loss(model: nn.Module, data: Data, loss: Loss, batch_size: int = 4096)
         for m, t in was:
             m.training = t
     return tot / max(n, 1), (acc_tot / n if has_acc and n else float("nan"))
+
 
 
 Callback = Callable[[int, nn.Module, dict], dict]
@@ -250,8 +251,8 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
 
     def evaluate(step: int):
         nonlocal best_val, best_state, since_best
-        tl, ta = _full_loss(net, train_data, loss_fn)
-        vl, va = _full_loss(net, val_data, loss_fn) if val_data is not None else (float("nan"), float("nan"))
+        tl, ta = full_loss(net, train_data, loss_fn)
+        vl, va = full_loss(net, val_data, loss_fn) if val_data is not None else (float("nan"), float("nan"))
         for k, v in zip(ev, (step, tl, ta, vl, va)):
             ev[k].append(v)
         if val_data is not None and math.isfinite(vl):

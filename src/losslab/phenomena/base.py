@@ -60,9 +60,11 @@ def register(name: str, *, title: str, claim: str):
 
 def run_experiment(name: str, *, quick: bool = False, seed: int = 0, **options) -> ExperimentResult:
     """Run a registered experiment; its wall time is recorded on the result."""
+    from ..registry import call_with_options
+
     info = EXPERIMENTS.get(name)
     t0 = time.perf_counter()
-    res = info.fn(quick=quick, seed=seed, **options)
+    res = call_with_options("experiment", info.name, info.fn, {"quick": quick, "seed": seed, **options})
     from dataclasses import replace
 
     return replace(res, wall_time=time.perf_counter() - t0)
