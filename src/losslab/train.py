@@ -295,8 +295,9 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
                     if getattr(opt, "requires_grad", True):
                         L.backward()
                         if not first_loss:
-                            g = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
-                            gnorm[0] = float(g)
+                            grads = [p.grad.detach() for p in params if p.grad is not None]
+                            gnorm[0] = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))) \
+                                if grads else 0.0
                             if grad_clip is not None:
                                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
                     if not first_loss:
@@ -321,9 +322,8 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
                     status, status_step = "diverged", step
                     message = f"loss {L:.4g} at step {step} (initial {initial_loss:.4g})"
                     break
-                if not all(torch.isfinite(p).all() for p in params):
-                    status, status_step, message = "diverged", step, f"non-finite parameters after step {step}"
-                    break
+                # (non-finite parameters show up as a non-finite loss at the next step; the last
+                # step's update is checked after the loop)
                 if early_stopping is not None and since_best > early_stopping:
                     status, status_step = "stopped_early", step
                     message = f"no better validation loss for {early_stopping} evaluations"
@@ -333,6 +333,8 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
         except KeyboardInterrupt:
             status, status_step, message = "interrupted", len(rec["steps"]), "interrupted by the user"
         final_step = len(rec["steps"])
+        if status == "completed" and not all(bool(torch.isfinite(p).all()) for p in params):
+            status, status_step, message = "diverged", final_step - 1, f"non-finite parameters after step {final_step - 1}"
         if status in ("completed", "interrupted"):
             evaluate(final_step)
         elif status == "stopped_early":
