@@ -82,11 +82,12 @@ def test_depth_accelerates_p4():
 
 def test_save_result_writes_json_and_npz(tmp_path):
     r = conservation(quick=True)
-    folder = save_result(r, tmp_path, "conservation")
-    meta = json.loads((folder / "result.json").read_text())
-    assert meta["summary"]["halving_ratios"] == pytest.approx(list(r.halving_ratios))
-    arr = np.load(folder / "arrays.npz")
-    np.testing.assert_array_equal(arr["gd_drift"], r.gd_drift)
+    from losslab.store import open_store
+
+    rid = save_result(r, tmp_path, "conservation")
+    store = open_store(tmp_path)
+    np.testing.assert_array_equal(store.load_arrays(rid)["gd_drift"], r.gd_drift)
+    assert store.get(rid).summary["halving_ratio_smallest_steps"] == pytest.approx(r.halving_ratios[-1])
 
 
 def test_registry_and_cli(tmp_path):
@@ -99,4 +100,6 @@ def test_registry_and_cli(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["summary"]["max_abs_error_aligned"] < 1e-6
-    assert (tmp_path / "dln").exists() and len(list((tmp_path / "dln").iterdir())) == 1
+    from losslab.store import open_store
+
+    assert len(open_store(tmp_path).list()) == 1

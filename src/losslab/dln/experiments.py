@@ -2,13 +2,12 @@
 and floats (for plotting), the settings that made it, and a ``summary()`` dict of headline numbers.
 
 ``quick=True`` sizes each to run in seconds (CI and the tour); ``quick=False`` is the fuller run.
-``save_result`` (the one place results are written) stores JSON + NPZ.
+``save_result`` (the one place results are written) stores a result in the run store as an
+experiment run (via ``losslab.phenomena.dln_experiments`` and ``losslab.phenomena.storage``).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,12 +69,14 @@ class ConservationResult(_Result):
 
 @EXPERIMENTS.register("conservation")
 def conservation(*, quick: bool = True, seed: int = 0, widths=None, T: float = 2.0, lr0: float = 0.02,
-                 n_lrs: int = 4, n_records: int = 20, init_scale: float = 0.6) -> ConservationResult:
+                 n_lrs: int | None = None, n_records: int = 20, init_scale: float = 0.6) -> ConservationResult:
     """Invariants ``G_p = W_{p+1}^T W_{p+1} - W_p W_p^T`` along the flow and along GD (Arora, Cohen,
     Hazan 2018, Thm. 1; Menon 2024, Sec. 3). One GD step changes ``G_p`` by exactly
     ``lr^2 (g_{p+1}^T g_{p+1} - g_p g_p^T)`` (the first-order terms cancel), so over a fixed time
     ``T`` (``T/lr`` steps) the drift is ``O(lr)``: halving the step halves it."""
     widths = list(widths or ((3, 4, 4, 2) if quick else (5, 8, 8, 8, 4)))
+    # full size needs six halvings before the drift enters its O(lr) regime (ratios 4.6, 4.0, 2.6, 2.2, 2.1)
+    n_lrs = n_lrs if n_lrs is not None else (4 if quick else 6)
     rng = np.random.default_rng(seed)
     target = _rng_matrix(rng, widths[-1], widths[0])
     energy = Frobenius(target)
@@ -429,26 +430,41 @@ def langevin(*, quick: bool = True, seed: int = 0, N: int = 2, beta: float = 4.0
 
 
 # ----------------------------------------------------------------------------------------------
-# storage (the one place results are written; the lead will route it to the run store)
+# storage (the one place results are written): the run store, as an experiment run
 
 
-def save_result(result: _Result, store: str | Path, experiment: str) -> Path:
-    """Write ``result`` to ``<store>/dln/<experiment>-<timestamp>/``: ``result.json`` (summary,
-    settings, scalar fields) and ``arrays.npz`` (the array fields). Returns the folder."""
-    from ..cli._common import _clean  # JSON-safe conversion (NaN/inf -> strings)
+_NAME_OF_RESULT = {"ConservationResult": "conservation", "EndToEndResult": "end_to_end", "DepthResult": "depth",
+                   "SaxeResult": "saxe", "LangevinResult": "langevin"}
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = Path(store) / "dln" / f"{experiment}-{stamp}"
-    k = 1
-    while folder.exists():
-        folder = Path(store) / "dln" / f"{experiment}-{stamp}-{k}"
-        k += 1
-    folder.mkdir(parents=True)
-    meta = {"experiment": experiment, "summary": result.summary(), "scalars": result.scalars(),
-            "arrays": sorted(result.arrays())}
-    (folder / "result.json").write_text(json.dumps(_clean(meta), indent=2))
-    np.savez(folder / "arrays.npz", **result.arrays())
-    return folder
+
+def save_result(result, store, experiment: str | None = None, *, wall_time: float | None = None,
+                study: str | None = None) -> str:
+    """Store ``result`` in the run store at ``store`` (a folder or an open ``RunStore``) as one run of
+    kind ``"experiment"`` and return its run id.
+
+    ``result`` is a DLN result (``ConservationResult`` ...) or an already converted
+    ``ExperimentResult``; a DLN result is converted by ``losslab.phenomena.dln_experiments``
+    (figures, checks, flat summary) and written by ``losslab.phenomena.storage.save_experiment``
+    (``arrays.npz`` + ``result.json`` under ``<store>/runs/<id>/``; read back with
+    ``load_experiment``). ``experiment`` (``conservation``, ``end_to_end``/``end-to-end``, ``depth``,
+    ``saxe``, ``langevin``) defaults to the one the result's type belongs to."""
+    from dataclasses import replace
+
+    from ..phenomena.base import ExperimentResult
+    from ..phenomena.dln_experiments import to_experiment_result
+    from ..phenomena.storage import save_experiment
+    from ..store import RunStore, open_store
+
+    if not isinstance(result, ExperimentResult):
+        name = experiment or _NAME_OF_RESULT.get(type(result).__name__)
+        if name is None:
+            raise TypeError(f"save_result expects a DLN experiment result ({', '.join(_NAME_OF_RESULT)}) or an "
+                            f"ExperimentResult, got {type(result).__name__}")
+        result = to_experiment_result(name, result)
+    if wall_time is not None:
+        result = replace(result, wall_time=float(wall_time))
+    st = store if isinstance(store, RunStore) else open_store(Path(store))
+    return save_experiment(st, result, study=study)
 
 
 def run_experiment(name: str, **options) -> _Result:
