@@ -88,8 +88,8 @@ def run_app(app: typer.Typer) -> int:
     from ..registry import UnknownNameError
 
     try:
-        app(standalone_mode=False)
-        return 0
+        rc = app(standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except typer.Exit as e:
         return e.exit_code
     except KeyboardInterrupt:

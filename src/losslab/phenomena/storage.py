@@ -85,11 +85,12 @@ def figure_from_json(d: dict, arrays: dict[str, np.ndarray]) -> Figure:
     return Figure(**kw)
 
 
-def save_experiment(store, result: ExperimentResult, *, study: str | None = None) -> str:
-    """Store ``result`` as one run of kind ``"experiment"`` (status ``completed``; whether its
-    checks passed is in the summary as ``checks_passed``/``checks_total``). Returns the run id."""
+def experiment_record(result: ExperimentResult) -> tuple[dict[str, np.ndarray], dict, dict]:
+    """(arrays, result JSON, index summary) for storing ``result``; figures are packed into the
+    arrays and JSON so ``load_experiment`` can rebuild them. Used by ``save_experiment`` and by
+    the study runner, which writes through ``RunStore.put_run``."""
     if not isinstance(result, ExperimentResult):
-        raise TypeError(f"save_experiment expects an ExperimentResult, got {type(result).__name__}")
+        raise TypeError(f"expected an ExperimentResult, got {type(result).__name__}")
     clash = [k for k in result.arrays if k.startswith(FIG_PREFIX)]
     if clash:
         raise ValueError(f"result array names must not start with {FIG_PREFIX!r} (reserved for figures): {clash[:3]}")
@@ -97,11 +98,19 @@ def save_experiment(store, result: ExperimentResult, *, study: str | None = None
     figs = [figure_to_json(f, i, arrays) for i, f in enumerate(result.figures)]
     summary = {**result.summary, "checks_passed": int(sum(map(bool, result.checks.values()))),
                "checks_total": len(result.checks), "passed": result.passed}
+    meta = {"name": result.name, "title": result.title, "claim": result.claim, "summary": result.summary,
+            "checks": result.checks, "settings": result.settings, "text": result.text,
+            "wall_time": result.wall_time, "figures": figs}
+    return arrays, meta, summary
+
+
+def save_experiment(store, result: ExperimentResult, *, study: str | None = None) -> str:
+    """Store ``result`` as one run of kind ``"experiment"`` (status ``completed``; whether its
+    checks passed is in the summary as ``checks_passed``/``checks_total``). Returns the run id."""
+    arrays, meta, summary = experiment_record(result)
     rid = store.new_run(name=result.name, kind="experiment", settings=result.settings, study=study)
     store.save_arrays(rid, arrays)
-    store.save_json(rid, {"name": result.name, "title": result.title, "claim": result.claim, "summary": result.summary,
-                          "checks": result.checks, "settings": result.settings, "text": result.text,
-                          "wall_time": result.wall_time, "figures": figs})
+    store.save_json(rid, meta)
     store.finish(rid, status="completed", summary=summary, wall_time=result.wall_time,
                  message=f"{summary['checks_passed']}/{summary['checks_total']} checks passed")
     return rid
@@ -110,7 +119,7 @@ def save_experiment(store, result: ExperimentResult, *, study: str | None = None
 def load_experiment(store, run_id: str) -> ExperimentResult:
     """Rebuild the ExperimentResult stored under ``run_id`` (an id or unique prefix)."""
     rec = store.get(run_id)
-    if rec.kind != "experiment":
+    if rec.kind not in ("experiment", "dln"):
         raise ValueError(f"run {rec.id} is a {rec.kind!r} run, not an experiment; list experiments with "
                          f"`losslab runs ls` and pick one of kind 'experiment'")
     meta = store.load_json(rec.id)

@@ -1,11 +1,13 @@
-"""The run store: a SQLite index (WAL mode) of runs plus each run's arrays in files beside it.
+"""The run store: a SQLite index (WAL mode) of studies and runs plus each run's arrays in files beside it.
 
 Layout::
 
-    STORE/index.sqlite            runs table: id, name, kind, study, status, timings, settings, summary
-    STORE/runs/<id>/arrays.npz    the run's arrays (written atomically: temp file + rename)
-    STORE/runs/<id>/result.json   the run's JSON-able result (settings, summary, extra)
+    STORE/index.sqlite                 runs: id, name, kind, study, status, timings, settings, summary, versions
+                                       studies: id, name, spec hash, spec, status, timings
+    STORE/runs/<id>/arrays.npz         the run's arrays (written atomically: temp file + rename)
+    STORE/runs/<id>/result.json        the run's JSON-able result (settings, summary, extra)
+    STORE/chunks/<study>/<unit>/...    finished chunks of unfinished surface grids (for resume)
 """
-from .runstore import RunStore, RunRecord, StoreError, open_store
+from .runstore import FINAL_STATUSES, RunRecord, RunStore, StoreError, StudyRecord, open_store, parse_where
 
-__all__ = ["RunStore", "RunRecord", "StoreError", "open_store"]
+__all__ = ["RunStore", "RunRecord", "StudyRecord", "StoreError", "open_store", "parse_where", "FINAL_STATUSES"]

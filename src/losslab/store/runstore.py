@@ -1,11 +1,31 @@
 """SQLite-indexed run store. Safe with several writer processes: WAL mode, a busy timeout, and
 short transactions; array files are written to a temp name and renamed into place, so a
-reader never sees half a file."""
+reader never sees half a file.
+
+Layout::
+
+    STORE/index.sqlite                 tables ``runs`` and ``studies`` (WAL journal)
+    STORE/runs/<id>/arrays.npz         a run's arrays
+    STORE/runs/<id>/result.json        a run's JSON-able result
+    STORE/chunks/<key>/chunk_<i>.npz   finished chunks of work still in progress (surface grids)
+
+Two ways to write a run:
+
+- ``new_run`` (status ``running``) ... ``save_arrays``/``save_json`` ... ``finish``: for a run
+  that is watched while it goes (``losslab train``);
+- ``put_run``: files first, then ONE ``INSERT OR REPLACE`` of the finished record. A process
+  killed before that statement leaves no record (orphan files are overwritten by the next
+  attempt), so a record in the index always means a finished unit. The study runner uses it.
+"""
 from __future__ import annotations
 
 import json
+import math
+import operator
 import os
 import platform
+import re
+import shutil
 import sqlite3
 import time
 import uuid
@@ -34,7 +54,32 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_study ON runs(study);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS studies (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    source TEXT,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    finished REAL,
+    n_units INTEGER,
+    versions TEXT NOT NULL,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS studies_hash ON studies(spec_hash);
 """
+
+# columns added after the first version of the store; old stores are migrated on open
+EXTRA_RUN_COLUMNS = {"parent": "TEXT"}
+
+RUN_COLUMNS = ("id", "name", "kind", "study", "status", "created", "finished", "wall_time", "spec_hash", "settings",
+               "summary", "versions", "message", "parent")
+STUDY_COLUMNS = ("id", "name", "spec_hash", "spec", "source", "status", "created", "finished", "n_units", "versions",
+                 "message")
+
+#: statuses of a run that finished (a resumed study does not redo these)
+FINAL_STATUSES = ("completed", "diverged", "stopped_early")
 
 
 class StoreError(RuntimeError):
@@ -54,6 +99,25 @@ class RunRecord:
     spec_hash: str | None
     settings: dict
     summary: dict
+    versions: dict
+    message: str | None
+    parent: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: str
+    name: str
+    spec_hash: str
+    spec: dict
+    source: str | None
+    status: str
+    created: float
+    finished: float | None
+    n_units: int | None
     versions: dict
     message: str | None
 
@@ -80,18 +144,75 @@ def _json(o: Any) -> str:
     return json.dumps(o, default=default, allow_nan=True)
 
 
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq, "==": operator.eq,
+        "!=": operator.ne}
+_WHERE = re.compile(r"^\s*([A-Za-z_][\w./-]*)\s*(<=|>=|==|!=|<|>|=)\s*(.+?)\s*$")
+
+
+def parse_where(expr: str) -> tuple[str, str, Any]:
+    """``"final_train_loss<0.1"`` -> ("final_train_loss", "<", 0.1). Values parse as numbers when they can."""
+    m = _WHERE.match(expr)
+    if not m:
+        raise ValueError(f"filter {expr!r} is not METRIC OP VALUE with OP one of < <= > >= = !=, "
+                         f"e.g. 'final_train_loss<0.1'")
+    key, op, raw = m.groups()
+    try:
+        val: Any = float(raw)
+    except ValueError:
+        val = raw
+    return key, op, val
+
+
+def _lookup(rec: "RunRecord", key: str):
+    """A metric for filtering: summary first, then settings, then a record column."""
+    if key in rec.summary:
+        return rec.summary[key]
+    if key in rec.settings:
+        return rec.settings[key]
+    return getattr(rec, key, None)
+
+
+def _matches(rec: "RunRecord", cond: tuple[str, str, Any]) -> bool:
+    key, op, val = cond
+    have = _lookup(rec, key)
+    if have is None:
+        return False
+    if isinstance(val, float):
+        try:
+            have = float(have)
+        except (TypeError, ValueError):
+            return False
+        if math.isnan(have):
+            return False
+    else:
+        have = str(have)
+    return bool(_OPS[op](have, val))
+
+
 class RunStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"the store path {self.path} is a file, not a folder; pass another --store")
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "runs").mkdir(exist_ok=True)
         self.db = self.path / "index.sqlite"
         try:
             with self._conn() as c:
                 c.executescript(SCHEMA)
+                have = {r[1] for r in c.execute("PRAGMA table_info(runs)")}
+                for col, typ in EXTRA_RUN_COLUMNS.items():
+                    if col not in have:
+                        try:
+                            c.execute(f"ALTER TABLE runs ADD COLUMN {col} {typ}")
+                        except sqlite3.OperationalError:  # another process migrated it first
+                            pass
         except sqlite3.DatabaseError as e:
             raise StoreError(f"the store index {self.db} is not a readable SQLite database ({e}); "
                              f"move it aside to start a fresh store") from None
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -108,27 +229,33 @@ class RunStore:
 
     # -- writing -------------------------------------------------------------------------
     def new_run(self, *, name: str, kind: str, settings: dict, study: str | None = None, spec_hash: str | None = None,
-                run_id: str | None = None) -> str:
+                run_id: str | None = None, parent: str | None = None) -> str:
         """Register a run with status 'running' and return its id."""
         rid = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.run_dir(rid).mkdir(parents=True, exist_ok=True)
         with self._conn() as c:
-            c.execute("INSERT INTO runs (id, name, kind, study, status, created, spec_hash, settings, summary, versions) "
-                      "VALUES (?, ?, ?, ?, 'running', ?, ?, ?, '{}', ?)",
-                      (rid, name, kind, study, time.time(), spec_hash, _json(settings), _json(versions())))
+            c.execute("INSERT INTO runs (id, name, kind, study, status, created, spec_hash, settings, summary, versions, "
+                      "parent) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, '{}', ?, ?)",
+                      (rid, name, kind, study, time.time(), spec_hash, _json(settings), _json(versions()), parent))
         return rid
 
-    def save_arrays(self, run_id: str, arrays: dict[str, np.ndarray], name: str = "arrays") -> Path:
-        d = self.run_dir(run_id)
-        d.mkdir(parents=True, exist_ok=True)
-        final = d / f"{name}.npz"
-        tmp = d / f".{name}.{uuid.uuid4().hex[:6]}.tmp.npz"
-        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-        os.replace(tmp, final)
+    def _write_npz(self, final: Path, arrays: dict[str, np.ndarray]) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:6]}.tmp.npz")
+        try:
+            np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
         return final
+
+    def save_arrays(self, run_id: str, arrays: dict[str, np.ndarray], name: str = "arrays") -> Path:
+        return self._write_npz(self.run_dir(run_id) / f"{name}.npz", arrays)
 
     def save_json(self, run_id: str, obj: dict, name: str = "result") -> Path:
         d = self.run_dir(run_id)
+        d.mkdir(parents=True, exist_ok=True)
         final = d / f"{name}.json"
         tmp = d / f".{name}.{uuid.uuid4().hex[:6]}.tmp"
         tmp.write_text(_json(obj))
@@ -141,6 +268,27 @@ class RunStore:
             c.execute("UPDATE runs SET status=?, summary=?, finished=?, wall_time=?, message=? WHERE id=?",
                       (status, _json(summary), time.time(), wall_time, message, run_id))
 
+    def put_run(self, run_id: str, *, name: str, kind: str, settings: dict, status: str, summary: dict,
+                arrays: dict[str, np.ndarray] | None = None, result: dict | None = None, study: str | None = None,
+                spec_hash: str | None = None, wall_time: float | None = None, message: str | None = None,
+                parent: str | None = None, created: float | None = None) -> str:
+        """Write a finished run in one step: its files, then its index record in one statement
+        (``INSERT OR REPLACE``: a retried unit replaces its earlier failed record, never duplicates it)."""
+        d = self.run_dir(run_id)
+        d.mkdir(parents=True, exist_ok=True)
+        if arrays is not None:
+            self.save_arrays(run_id, arrays)
+        self.save_json(run_id, result if result is not None else {"settings": settings, "summary": summary,
+                                                                  "message": message})
+        now = time.time()
+        with self._conn() as c:
+            c.execute("INSERT OR REPLACE INTO runs (id, name, kind, study, status, created, finished, wall_time, "
+                      "spec_hash, settings, summary, versions, message, parent) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (run_id, name, kind, study, status, created or now, now, wall_time, spec_hash, _json(settings),
+                       _json(summary), _json(versions()), message, parent))
+        return run_id
+
     def save_trajectory(self, traj, *, name: str, kind: str = "train", study: str | None = None,
                         extra_settings: dict | None = None, spec_hash: str | None = None) -> str:
         """Store a finished Trajectory (arrays + summary) as one run; returns its id."""
@@ -152,20 +300,126 @@ class RunStore:
         self.finish(rid, status=traj.status, summary=traj.summary(), wall_time=traj.wall_time, message=traj.message)
         return rid
 
+    def rm(self, run_ids: list[str] | str) -> list[str]:
+        """Delete runs (records and files); ids or unique prefixes. Returns the full ids removed."""
+        ids = [self.get(r).id for r in ([run_ids] if isinstance(run_ids, str) else run_ids)]
+        with self._conn() as c:
+            c.executemany("DELETE FROM runs WHERE id=?", [(i,) for i in ids])
+        for i in ids:
+            shutil.rmtree(self.run_dir(i), ignore_errors=True)
+        return ids
+
+    # -- studies -------------------------------------------------------------------------
+    def new_study(self, *, study_id: str, name: str, spec_hash: str, spec: dict, source: str | None = None,
+                  n_units: int | None = None) -> str:
+        with self._conn() as c:
+            c.execute("INSERT INTO studies (id, name, spec_hash, spec, source, status, created, n_units, versions) "
+                      "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                      (study_id, name, spec_hash, _json(spec), source, time.time(), n_units, _json(versions())))
+        return study_id
+
+    def set_study_status(self, study_id: str, status: str, *, message: str | None = None,
+                         n_units: int | None = None) -> None:
+        fin = time.time() if status != "running" else None
+        with self._conn() as c:
+            c.execute("UPDATE studies SET status=?, finished=?, message=?, n_units=COALESCE(?, n_units) WHERE id=?",
+                      (status, fin, message, n_units, study_id))
+
+    def _study(self, row) -> StudyRecord:
+        d = dict(zip(STUDY_COLUMNS, row))
+        for k in ("spec", "versions"):
+            d[k] = json.loads(d[k]) if d[k] else {}
+        return StudyRecord(**d)
+
+    def studies(self, *, name: str | None = None, spec_hash: str | None = None) -> list[StudyRecord]:
+        q, args = f"SELECT {', '.join(STUDY_COLUMNS)} FROM studies WHERE 1=1", []
+        if name is not None:
+            q += " AND name=?"
+            args.append(name)
+        if spec_hash is not None:
+            q += " AND spec_hash=?"
+            args.append(spec_hash)
+        with self._conn() as c:
+            rows = c.execute(q + " ORDER BY created", args).fetchall()
+        return [self._study(r) for r in rows]
+
+    def get_study(self, study_id: str) -> StudyRecord:
+        with self._conn() as c:
+            rows = c.execute(f"SELECT {', '.join(STUDY_COLUMNS)} FROM studies WHERE id=? OR id LIKE ? OR name=?",
+                             (study_id, f"{study_id}%", study_id)).fetchall()
+        if not rows:
+            raise StoreError(f"no study {study_id!r} in store {self.path} (see `losslab runs studies`)")
+        exact = [r for r in rows if r[0] == study_id]
+        if len(rows) > 1 and not exact:
+            named = [r for r in rows if r[1] == study_id]
+            if named:
+                return self._study(max(named, key=lambda r: r[6]))  # the newest study of that name
+            raise StoreError(f"study id prefix {study_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
+        return self._study(exact[0] if exact else rows[0])
+
+    def rm_study(self, study_id: str) -> list[str]:
+        """Delete a study, all its runs and its pending chunks. Returns the run ids removed."""
+        st = self.get_study(study_id)
+        ids = [r.id for r in self.list(study=st.id)]
+        with self._conn() as c:
+            c.executemany("DELETE FROM runs WHERE id=?", [(i,) for i in ids])
+            c.execute("DELETE FROM studies WHERE id=?", (st.id,))
+        for i in ids:
+            shutil.rmtree(self.run_dir(i), ignore_errors=True)
+        shutil.rmtree(self.path / "chunks" / st.id, ignore_errors=True)
+        return ids
+
+    # -- chunks of unfinished work (e.g. a surface grid sharded over workers) ---------------
+    def chunk_dir(self, key: str) -> Path:
+        return self.path / "chunks" / key
+
+    def save_chunk(self, key: str, index: int, arrays: dict[str, np.ndarray]) -> Path:
+        """Keep one finished chunk (atomically) so an interrupted job resumes after it."""
+        return self._write_npz(self.chunk_dir(key) / f"chunk_{int(index):06d}.npz", arrays)
+
+    def load_chunks(self, key: str) -> dict[int, dict[str, np.ndarray]]:
+        """Finished chunks under ``key`` as {index: arrays}. An unreadable chunk file is dropped
+        (and deleted) so it is simply computed again."""
+        out: dict[int, dict[str, np.ndarray]] = {}
+        d = self.chunk_dir(key)
+        if not d.exists():
+            return out
+        for f in sorted(d.glob("chunk_*.npz")):
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    out[int(f.stem.split("_")[1])] = {k: z[k] for k in z.files}
+            except Exception:  # corrupt: recompute it
+                f.unlink(missing_ok=True)
+        return out
+
+    def clear_chunks(self, key: str) -> None:
+        shutil.rmtree(self.chunk_dir(key), ignore_errors=True)
+        parent = self.chunk_dir(key).parent
+        try:
+            if parent != self.path / "chunks" and parent.exists() and not any(parent.iterdir()):
+                parent.rmdir()
+        except OSError:
+            pass
+
     # -- reading -------------------------------------------------------------------------
     def _record(self, row) -> RunRecord:
-        keys = ("id", "name", "kind", "study", "status", "created", "finished", "wall_time", "spec_hash", "settings",
-                "summary", "versions", "message")
-        d = dict(zip(keys, row))
+        d = dict(zip(RUN_COLUMNS, row))
         for k in ("settings", "summary", "versions"):
-            d[k] = json.loads(d[k]) if d[k] else {}
+            try:
+                d[k] = json.loads(d[k]) if d[k] else {}
+            except json.JSONDecodeError:
+                d[k] = {"_error": f"unreadable {k} in the index"}
         return RunRecord(**d)
 
     def list(self, *, status: str | None = None, name: str | None = None, kind: str | None = None,
-             study: str | None = None) -> list[RunRecord]:
-        q, args = "SELECT id, name, kind, study, status, created, finished, wall_time, spec_hash, settings, summary, " \
-                  "versions, message FROM runs WHERE 1=1", []
-        for col, val in (("status", status), ("kind", kind), ("study", study)):
+             study: str | None = None, where: list | tuple | str | None = None, parent: str | None = None,
+             limit: int | None = None) -> list[RunRecord]:
+        """Runs, oldest first. ``name`` matches a substring; ``status``/``kind``/``study``/``parent``
+        match exactly; ``where``: conditions on summary metrics or settings, each
+        ``"METRIC OP VALUE"`` or a (metric, op, value) tuple (all must hold; a run without the
+        metric does not match); ``limit``: the newest ``limit`` runs."""
+        q, args = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE 1=1", []
+        for col, val in (("status", status), ("kind", kind), ("study", study), ("parent", parent)):
             if val is not None:
                 q += f" AND {col}=?"
                 args.append(val)
@@ -173,15 +427,40 @@ class RunStore:
             q += " AND name LIKE ?"
             args.append(f"%{name}%")
         with self._conn() as c:
-            rows = c.execute(q + " ORDER BY created", args).fetchall()
-        return [self._record(r) for r in rows]
+            rows = c.execute(q + " ORDER BY created, id", args).fetchall()
+        recs = [self._record(r) for r in rows]
+        single = isinstance(where, str) or (isinstance(where, tuple) and len(where) == 3 and where[1] in _OPS
+                                             and isinstance(where[0], str))
+        conds = [where] if single else list(where or [])
+        conds = [parse_where(w) if isinstance(w, str) else tuple(w) for w in conds]
+        for k, op, _ in conds:
+            if op not in _OPS:
+                raise ValueError(f"filter operator {op!r} is not one of {', '.join(_OPS)}")
+        recs = [r for r in recs if all(_matches(r, cnd) for cnd in conds)]
+        if limit is not None:
+            recs = recs[-int(limit):] if limit > 0 else []
+        return recs
+
+    def ids(self, *, study: str | None = None) -> dict[str, str]:
+        """{run id: status} (cheap; used by the resuming runner)."""
+        q, args = "SELECT id, status FROM runs", []
+        if study is not None:
+            q += " WHERE study=?"
+            args.append(study)
+        with self._conn() as c:
+            return dict(c.execute(q, args).fetchall())
 
     def get(self, run_id: str) -> RunRecord:
+        if not isinstance(run_id, str) or not run_id:
+            raise StoreError(f"a run id must be a non-empty string, got {run_id!r}")
         with self._conn() as c:
-            rows = c.execute("SELECT id, name, kind, study, status, created, finished, wall_time, spec_hash, settings, "
-                             "summary, versions, message FROM runs WHERE id=? OR id LIKE ?", (run_id, f"{run_id}%")).fetchall()
+            rows = c.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id=? OR id LIKE ?",
+                             (run_id, f"{run_id}%")).fetchall()
         if not rows:
             raise StoreError(f"no run {run_id!r} in store {self.path} (see `losslab runs ls`)")
+        exact = [r for r in rows if r[0] == run_id]
+        if exact:
+            return self._record(exact[0])
         if len(rows) > 1:
             raise StoreError(f"run id prefix {run_id!r} is ambiguous: {', '.join(r[0] for r in rows[:5])}")
         return self._record(rows[0])
@@ -204,8 +483,49 @@ class RunStore:
             raise StoreError(f"run {rec.id}: {f.name} is missing")
         try:
             return json.loads(f.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise StoreError(f"run {rec.id}: {f} is corrupt ({e})") from None
+
+    def check(self, run_id: str) -> list[str]:
+        """Problems with a run's files (missing/corrupt arrays or result), [] when it reads fine."""
+        rec = self.get(run_id)
+        problems = []
+        d = self.run_dir(rec.id)
+        for f in sorted(d.glob("*.npz")) if d.exists() else []:
+            try:
+                self.load_arrays(rec.id, f.stem)
+            except StoreError as e:
+                problems.append(str(e))
+        if rec.status in FINAL_STATUSES and not (d / "arrays.npz").exists():
+            # every finished run is stored with its arrays; one without them lost its file
+            problems.append(f"run {rec.id}: array file {d / 'arrays.npz'} is missing")
+        try:
+            self.load_json(rec.id)
+        except StoreError as e:
+            problems.append(str(e))
+        return problems
+
+    def compare(self, run_ids: list[str]) -> dict:
+        """A side-by-side table of runs: the settings that differ between them and every summary metric.
+
+        Returns ``{"ids": [...], "names": [...], "status": [...], "settings": {key: [v per run]},
+        "summary": {metric: [v per run]}, "same_settings": {key: v}}``.
+        """
+        if len(run_ids) < 1:
+            raise ValueError("compare needs at least one run id")
+        recs = [self.get(r) for r in run_ids]
+        skeys = sorted({k for r in recs for k in r.settings})
+        differ, same = {}, {}
+        for k in skeys:
+            vals = [r.settings.get(k) for r in recs]
+            if all(_json(v) == _json(vals[0]) for v in vals):
+                same[k] = vals[0]
+            else:
+                differ[k] = vals
+        mkeys = sorted({k for r in recs for k in r.summary})
+        return {"ids": [r.id for r in recs], "names": [r.name for r in recs], "status": [r.status for r in recs],
+                "wall_time": [r.wall_time for r in recs], "settings": differ,
+                "summary": {k: [r.summary.get(k) for r in recs] for k in mkeys}, "same_settings": same}
 
 
 def open_store(path: str | os.PathLike | None = None) -> RunStore:

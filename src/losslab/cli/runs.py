@@ -1,0 +1,181 @@
+"""``losslab runs [ls|show|compare|rm|studies]``: query the run store (``losslab runs`` alone = ``ls``)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._common import JsonOpt, StoreOpt, console, emit_json, out, store_path
+
+_LS_METRICS = ("final_train_loss", "final_val_loss", "final_val_acc", "lambda_max", "loss_min")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, separators=(",", ":"))
+    return str(v)
+
+
+def _when(t) -> str:
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+def _ls(store, status, name, kind, study, where, limit, json_):
+    from rich.table import Table
+
+    from ..store import open_store
+
+    st = open_store(store_path(store))
+    sid = st.get_study(study).id if study else None
+    recs = st.list(status=status, name=name, kind=kind, study=sid, where=list(where or []), limit=limit)
+    if json_:
+        emit_json([r.to_dict() for r in recs])
+        return
+    t = Table(title=f"runs in {st.path} ({len(recs)})")
+    for col in ("id", "name", "kind", "status", "created", "wall s", "metric"):
+        t.add_column(col, overflow="fold")
+    for r in recs:
+        metric = next(((k, r.summary[k]) for k in _LS_METRICS if r.summary.get(k) is not None), None)
+        t.add_row(r.id, r.name, r.kind, r.status, _when(r.created), _fmt(r.wall_time),
+                  f"{metric[0]}={_fmt(metric[1])}" if metric else "")
+    out.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    runs_app = typer.Typer(help="The run store: list, show, compare and remove runs; `losslab runs` alone lists them.",
+                           invoke_without_command=True)
+    status_opt = typer.Option(None, "--status", help="Only runs with this status (completed, diverged, interrupted, ...).")
+    name_opt = typer.Option(None, "--name", help="Only runs whose name contains this.")
+    kind_opt = typer.Option(None, "--kind", help="Only runs of this kind (train, surface, hessian, experiment, dln).")
+    study_opt = typer.Option(None, "--study", help="Only runs of this study (id, id prefix or name: the newest).")
+    where_opt = typer.Option(None, "--where", help="Metric/setting condition 'KEY OP VALUE', e.g. "
+                                                   "'final_train_loss<0.1' (repeatable; all must hold).")
+    limit_opt = typer.Option(None, "--limit", help="Only the newest N runs.")
+
+    @runs_app.callback()
+    def runs_main(ctx: typer.Context, status: Optional[str] = status_opt, name: Optional[str] = name_opt,
+                  kind: Optional[str] = kind_opt, study: Optional[str] = study_opt,
+                  where: Optional[List[str]] = where_opt, limit: Optional[int] = limit_opt,
+                  json_: bool = JsonOpt, store: Optional[Path] = StoreOpt) -> None:
+        if ctx.invoked_subcommand is None:
+            _ls(store, status, name, kind, study, where, limit, json_)
+
+    @runs_app.command("ls")
+    def ls_cmd(status: Optional[str] = status_opt, name: Optional[str] = name_opt, kind: Optional[str] = kind_opt,
+               study: Optional[str] = study_opt, where: Optional[List[str]] = where_opt,
+               limit: Optional[int] = limit_opt, json_: bool = JsonOpt, store: Optional[Path] = StoreOpt) -> None:
+        """List runs, oldest first, with filters."""
+        _ls(store, status, name, kind, study, where, limit, json_)
+
+    @runs_app.command("show")
+    def show_cmd(run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
+                 json_: bool = JsonOpt, store: Optional[Path] = StoreOpt) -> None:
+        """One run: its record, its arrays (names and shapes) and any problem with its files."""
+        from rich.table import Table
+
+        from ..store import StoreError, open_store
+
+        st = open_store(store_path(store))
+        rec = st.get(run_id)
+        arrays, problem = {}, None
+        try:
+            arrays = {k: list(v.shape) for k, v in st.load_arrays(rec.id).items()}
+        except StoreError as e:
+            problem = str(e)
+        if json_:
+            emit_json({**rec.to_dict(), "arrays": arrays, "problem": problem, "dir": str(st.run_dir(rec.id))})
+            return
+        t = Table(title=f"run {rec.id}", show_header=False)
+        t.add_column("key", style="bold")
+        t.add_column("value", overflow="fold")
+        for k in ("name", "kind", "study", "status", "message", "parent", "spec_hash"):
+            t.add_row(k, _fmt(getattr(rec, k)))
+        t.add_row("created", _when(rec.created))
+        t.add_row("finished", _when(rec.finished))
+        t.add_row("wall time", f"{rec.wall_time:.3f} s" if rec.wall_time else "-")
+        t.add_row("versions", _fmt(rec.versions))
+        for k, v in rec.settings.items():
+            t.add_row(f"settings.{k}", _fmt(v))
+        for k, v in rec.summary.items():
+            t.add_row(f"summary.{k}", _fmt(v))
+        t.add_row("arrays", ", ".join(f"{k} {tuple(s)}" for k, s in arrays.items()) or "-")
+        out.print(t)
+        if problem:
+            console.print(f"[bold red]problem:[/] {problem}", highlight=False)
+
+    @runs_app.command("compare")
+    def compare_cmd(run_ids: List[str] = typer.Argument(..., help="Two or more run ids (or prefixes)."),
+                    json_: bool = JsonOpt, store: Optional[Path] = StoreOpt) -> None:
+        """A table of runs side by side: the settings that differ and every summary metric."""
+        from rich.table import Table
+
+        from ..store import open_store
+
+        cmp = open_store(store_path(store)).compare(run_ids)
+        if json_:
+            emit_json(cmp)
+            return
+        t = Table(title=f"{len(cmp['ids'])} runs")
+        t.add_column("", style="bold")
+        for i, n in zip(cmp["ids"], cmp["names"]):
+            t.add_column(f"{i[:12]}\n{n}", overflow="fold")
+        t.add_row("status", *cmp["status"])
+        for k, vals in cmp["settings"].items():
+            t.add_row(f"settings.{k}", *[_fmt(v) for v in vals])
+        for k, vals in cmp["summary"].items():
+            t.add_row(k, *[_fmt(v) for v in vals])
+        out.print(t)
+
+    @runs_app.command("rm")
+    def rm_cmd(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids (or unique prefixes) to delete."),
+               study: Optional[str] = typer.Option(None, "--study", help="Delete a whole study and its runs."),
+               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+               json_: bool = JsonOpt, store: Optional[Path] = StoreOpt) -> None:
+        """Delete runs (index records and files), or a whole study with --study."""
+        from ..store import open_store
+
+        if not run_ids and not study:
+            raise ValueError("give run ids to delete, or --study STUDY")
+        st = open_store(store_path(store))
+        targets = [st.get(r).id for r in run_ids or []]
+        sid = st.get_study(study).id if study else None
+        n = len(targets) + (len(st.list(study=sid)) if sid else 0)
+        if not yes and not json_:
+            typer.confirm(f"delete {n} run(s){f' and study {sid}' if sid else ''} from {st.path}?", abort=True)
+        removed = st.rm(targets) if targets else []
+        if sid:
+            removed += st.rm_study(sid)
+        if json_:
+            emit_json({"removed": removed, "study": sid})
+        else:
+            out.print(f"removed {len(removed)} run(s)" + (f" and study {sid}" if sid else ""), highlight=False)
+
+    @runs_app.command("studies")
+    def studies_cmd(json_: bool = JsonOpt, store: Optional[Path] = StoreOpt) -> None:
+        """List studies: id, name, spec hash, status, units."""
+        from rich.table import Table
+
+        from ..store import open_store
+
+        st = open_store(store_path(store))
+        studies = st.studies()
+        counts = {s.id: len(st.list(study=s.id)) for s in studies}
+        if json_:
+            emit_json([{**{k: v for k, v in s.to_dict().items() if k != "spec"}, "runs": counts[s.id]} for s in studies])
+            return
+        t = Table(title=f"studies in {st.path}")
+        for col in ("id", "name", "spec", "status", "units", "runs", "created", "message"):
+            t.add_column(col, overflow="fold")
+        for s in studies:
+            t.add_row(s.id, s.name, s.spec_hash[:8], s.status, _fmt(s.n_units), str(counts[s.id]), _when(s.created),
+                      s.message or "")
+        out.print(t)
+
+    app.add_typer(runs_app, name="runs")

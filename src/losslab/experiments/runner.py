@@ -1,0 +1,622 @@
+"""The study runner: expand a spec into units of work, run the missing ones, write them to the store.
+
+Units (each with a deterministic id = sha256(study id, kind, expanded settings)):
+
+- ``train``: one training run of the sweep grid;
+- ``surface_chunk``: one chunk of one surface grid (the grid's points split into ``chunks``
+  slices); the client assembles the surface run once every chunk is in;
+- ``hessian``: top eigenvalues of one trained model;
+- ``experiment`` / ``dln``: one named experiment, once per study.
+
+Who writes: the CLIENT (the process running the study) writes every record; workers only
+compute and return plain dicts of numpy arrays. SQLite over a shared/network filesystem
+(NFS, Lustre: where cluster workers would write) has unreliable locking and WAL needs shared
+memory on one host, so only one process on one machine touches the index. A unit's record is
+written last, in one statement, after its files: a unit killed mid-way leaves no record and
+is simply run again on resume; a retried unit replaces (never duplicates) its record.
+
+Interrupts: Ctrl-C and SIGTERM stop the study gracefully (every finished unit and surface chunk
+is already kept); a SIGKILL loses only the units in flight. ``resume=True`` continues the newest
+study of the same spec hash and runs only what is missing; training is deterministic (seeded),
+so a resumed study equals an uninterrupted one.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..store import FINAL_STATUSES, RunStore, StoreError, open_store
+from .spec import PER_MODEL, RunConfig, SpecError, StudySpec, _canonical_json, spec_hash
+
+OK_FOR_ANALYSIS = ("completed", "stopped_early")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work. ``payload`` is everything a worker needs (JSON-able; the trained
+    parameters of a dependency are added by the client when the unit is submitted)."""
+
+    id: str
+    kind: str  # train | surface_chunk | hessian | experiment | dln
+    name: str
+    payload: dict
+    deps: tuple[str, ...] = ()
+    group: str | None = None  # surface run id a chunk belongs to
+    chunk: int | None = None
+    n_chunks: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What ``run_study`` did: the study id, its status (completed / interrupted / failed), how many
+    units there are, how many ran now, were already done, failed or were skipped (their training
+    diverged), the run ids of the study, and the wall time of this session."""
+
+    study_id: str
+    name: str
+    spec_hash: str
+    status: str
+    n_units: int
+    n_ran: int
+    n_already_done: int
+    n_failed: int
+    n_skipped: int
+    run_ids: tuple[str, ...]
+    wall_time: float
+    messages: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _uid(*parts: Any) -> str:
+    return hashlib.sha256(_canonical_json(list(parts)).encode()).hexdigest()[:20]
+
+
+def _point_name(point: dict) -> str:
+    return ",".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in point.items()) or "base"
+
+
+def plan(spec: StudySpec, study_id: str) -> list[Unit]:
+    """All units of a study, dependencies first."""
+    units: list[Unit] = []
+    for point, cfg in spec.configs():
+        c = cfg.model_dump(mode="json")
+        tid = _uid(study_id, "train", c)
+        tname = f"{spec.name}/{_point_name(point)}"
+        units.append(Unit(tid, "train", tname, {"config": c, "point": point}))
+        for ai, a in enumerate(spec.analyses):
+            if a.kind not in PER_MODEL:
+                continue
+            ad = a.model_dump(mode="json")
+            aid = _uid(study_id, a.kind, c, ad, ai)
+            if a.kind == "surface":
+                n = _n_points(a)
+                n_chunks = min(a.chunks, n)
+                for ci in range(n_chunks):
+                    units.append(Unit(_uid(aid, "chunk", ci, n_chunks), "surface_chunk",
+                                      f"{tname}/surface[{ci + 1}/{n_chunks}]",
+                                      {"config": c, "analysis": ad, "point": point, "chunk": ci, "n_chunks": n_chunks},
+                                      deps=(tid,), group=aid, chunk=ci, n_chunks=n_chunks))
+            else:
+                units.append(Unit(aid, a.kind, f"{tname}/{a.kind}", {"config": c, "analysis": ad, "point": point},
+                                  deps=(tid,)))
+    for ai, a in enumerate(spec.analyses):
+        if a.kind == "experiments":
+            for n in a.names:
+                ad = {**a.model_dump(mode="json"), "name": n}
+                units.append(Unit(_uid(study_id, "experiment", ad, ai), "experiment", f"{spec.name}/experiment/{n}",
+                                  {"analysis": ad}))
+        elif a.kind == "dln":
+            ad = a.model_dump(mode="json")
+            units.append(Unit(_uid(study_id, "dln", ad, ai), "dln", f"{spec.name}/dln/{a.name}", {"analysis": ad}))
+    return units
+
+
+def _n_points(a) -> int:
+    return a.resolution ** a.dim
+
+
+# ---------------------------------------------------------------------------------------
+# executing one unit (runs on a worker: pure function of its payload)
+
+
+def _device(pref: str) -> str:
+    import torch
+
+    if pref == "cpu" or (pref == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise RuntimeError("train.device = 'cuda' but CUDA is not available on this worker")
+    n = torch.cuda.device_count()
+    idx = 0
+    try:  # one GPU per worker: worker i of a cluster uses GPU i mod n
+        from distributed import get_worker
+
+        name = get_worker().name
+        idx = int(str(name).rsplit("-", 1)[-1]) % n if str(name).rsplit("-", 1)[-1].isdigit() else hash(name) % n
+    except Exception:
+        pass
+    return f"cuda:{idx}"
+
+
+def load_data(cfg: RunConfig):
+    from ..data import load
+
+    return load(cfg.data.name, seed=cfg.data.seed, **cfg.data.options)
+
+
+def build_model(model_spec, splits):
+    """Build the spec's model; ``in_dim``/``out_dim`` default to the data's when the model takes them."""
+    from ..models import MODELS, build
+
+    opts = dict(model_spec.options)
+    params = inspect.signature(MODELS.get(model_spec.name)).parameters
+    if "in_dim" in params and "in_dim" not in opts:
+        opts["in_dim"] = splits.in_dim
+    if "out_dim" in params and "out_dim" not in opts:
+        opts["out_dim"] = splits.out_dim
+    return build(model_spec.name, init=model_spec.init, init_scale=model_spec.init_scale, seed=model_spec.seed, **opts)
+
+
+def _loss_name(cfg: RunConfig, splits) -> str:
+    return cfg.train.loss or splits.default_loss
+
+
+def trained_model(cfg: RunConfig, params: np.ndarray):
+    """The model of a training run with its final parameters loaded (for the analyses)."""
+    import torch
+
+    from ..params import load_flat
+
+    splits = load_data(cfg)
+    model = build_model(cfg.model, splits)
+    p0 = next(model.parameters())
+    return load_flat(model, torch.as_tensor(np.asarray(params), dtype=p0.dtype)), splits
+
+
+def _train_unit(p: dict) -> dict:
+    from ..train import train
+
+    cfg = RunConfig.model_validate(p["config"])
+    splits = load_data(cfg)
+    model = build_model(cfg.model, splits)
+    t = cfg.train
+    traj = train(model, splits, loss=t.loss, optimizer=t.optimizer, lr=t.lr, steps=t.steps, batch_size=t.batch_size,
+                 seed=t.seed, optimizer_options=t.optimizer_options or None, schedule=t.schedule,
+                 schedule_options=t.schedule_options or None, weight_decay=t.weight_decay, input_noise=t.input_noise,
+                 early_stopping=t.early_stopping, eval_every=t.eval_every, snapshot_every=t.snapshot_every,
+                 grad_clip=t.grad_clip, device=_device(t.device))
+    settings = {**traj.settings, "data": cfg.data.name, "data_seed": cfg.data.seed, "data_options": cfg.data.options,
+                "model": cfg.model.name, "model_options": cfg.model.options, "init": cfg.model.init,
+                "init_scale": cfg.model.init_scale, "model_seed": cfg.model.seed, "sweep": p["point"]}
+    return {"status": traj.status, "arrays": traj.arrays(), "summary": traj.summary(), "settings": settings,
+            "wall_time": traj.wall_time, "message": traj.message,
+            "result": {"param_names": list(traj.param_names), "config": p["config"]}}
+
+
+def _surface_chunk_unit(p: dict) -> dict:
+    import torch
+
+    from ..landscape import evaluate_points, grid_axes
+    from ..landscape.directions import resolve_directions
+
+    t0 = time.perf_counter()
+    cfg = RunConfig.model_validate(p["config"])
+    a = p["analysis"]
+    model, splits = trained_model(cfg, p["params"])
+    d = resolve_directions(model, a["directions"], dim=a["dim"], seed=a["seed"], include_biases=a["include_biases"],
+                           orthogonalize=a["orthogonalize"])
+    coords, _ = surface_coords(a)
+    idx = np.array_split(np.arange(coords.shape[0]), p["n_chunks"])[p["chunk"]]
+    dtype = getattr(torch, a["dtype"])
+    dev = _device(cfg.train.device)
+    r = evaluate_points(model, splits.train, _loss_name(cfg, splits), d.base, d.vectors,
+                        torch.as_tensor(coords[idx]), dtype=dtype, device=dev)
+    arrays = {"index": idx, "loss": r.loss.double().numpy()}
+    if r.accuracy is not None:
+        arrays["accuracy"] = r.accuracy.double().numpy()
+    if p["chunk"] == 0:  # the plane itself, stored once with the assembled surface
+        arrays["base"] = d.base.detach().double().cpu().numpy()
+        arrays["directions"] = d.vectors.detach().double().cpu().numpy()
+    return {"status": "completed", "arrays": arrays, "wall_time": time.perf_counter() - t0}
+
+
+def surface_coords(a: dict) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Grid coordinates (M, k) in the order of ``losslab.landscape.surface`` (meshgrid 'ij', row-major)."""
+    from ..landscape import grid_axes
+
+    axes = grid_axes(a["resolution"], a["span"], a["dim"])
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.reshape(-1) for m in mesh], axis=1), axes
+
+
+def _hessian_unit(p: dict) -> dict:
+    import torch
+
+    from ..hessian import hessian_operator, lanczos
+
+    t0 = time.perf_counter()
+    cfg = RunConfig.model_validate(p["config"])
+    a = p["analysis"]
+    model, splits = trained_model(cfg, p["params"])
+    op = hessian_operator(model, splits.train, _loss_name(cfg, splits), dtype=getattr(torch, a["dtype"]))
+    k = min(a["top_k"], op.size)
+    eig = lanczos(op, k=k, tol=a["tol"], max_iter=a["max_iter"], seed=a["seed"], vectors=False)
+    ev = eig.eigenvalues.double().cpu().numpy()
+    summary = {"lambda_max": float(ev[0]), "converged": bool(eig.converged), "n_products": eig.report.n_products,
+               "stability_2_over_lr": 2.0 / cfg.train.lr}
+    summary.update({f"lambda_{i + 1}": float(v) for i, v in enumerate(ev)})
+    return {"status": "completed", "arrays": {"eigenvalues": ev, "residuals": np.asarray(eig.report.residuals),
+                                              "error_bounds": np.asarray(eig.report.error_bounds)},
+            "summary": summary, "settings": {**a, "lr": cfg.train.lr, "sweep": p["point"]},
+            "wall_time": time.perf_counter() - t0, "message": eig.report.message}
+
+
+def _experiment_result(res, a: dict, t0: float) -> dict:
+    """An ExperimentResult as a unit result, stored in the same layout as
+    ``phenomena.storage.save_experiment`` so ``load_experiment`` and the report read it."""
+    from ..phenomena.storage import experiment_record
+
+    arrays, meta, summary = experiment_record(res)
+    summary = {k: v for k, v in summary.items() if isinstance(v, (int, float, bool, str)) or v is None}
+    return {"status": "completed", "arrays": arrays, "summary": summary, "settings": a,
+            "wall_time": time.perf_counter() - t0, "result": {**meta, "settings": {**meta["settings"], **a}}}
+
+
+def _experiment_unit(p: dict) -> dict:
+    from ..phenomena import run_experiment
+
+    t0 = time.perf_counter()
+    a = p["analysis"]
+    return _experiment_result(run_experiment(a["name"], quick=a["quick"], seed=a["seed"], **a["options"]), a, t0)
+
+
+def _dln_unit(p: dict) -> dict:
+    """A deep-linear-network experiment, run through its registered phenomenon ``dln_<name>``."""
+    from ..phenomena import run_experiment
+
+    t0 = time.perf_counter()
+    a = p["analysis"]
+    name = "dln_" + a["name"].replace("-", "_")
+    return _experiment_result(run_experiment(name, quick=a["quick"], seed=a["seed"], **a["options"]), a, t0)
+
+
+UNIT_FUNCTIONS: dict[str, Callable[[dict], dict]] = {"train": _train_unit, "surface_chunk": _surface_chunk_unit,
+                                                     "hessian": _hessian_unit, "experiment": _experiment_unit,
+                                                     "dln": _dln_unit}
+
+
+def execute_unit(kind: str, payload: dict, threads: int | None = None) -> dict:
+    """Run one unit (on a worker or in this process) and return its result as a plain dict.
+
+    ``threads``: torch intra-op threads while it runs (restored after); small models are fastest
+    with 1, and N workers on one machine must not each use every core."""
+    import torch
+
+    if threads is None:
+        return UNIT_FUNCTIONS[kind](payload)
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        return UNIT_FUNCTIONS[kind](payload)
+    finally:
+        torch.set_num_threads(old)
+
+
+# ---------------------------------------------------------------------------------------
+# executors: where units run
+
+
+class LocalExecutor:
+    """Runs units one at a time in this process (the sequential reference)."""
+
+    name = "local"
+
+    def __init__(self, *, threads: int | None = None):
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        self.threads = threads
+        self._queue: list[tuple[Any, str, dict]] = []
+
+    def submit(self, key: str, kind: str, payload: dict):
+        self._queue.append((key, kind, payload))
+        return key
+
+    def wait_any(self) -> Iterator[tuple[str, dict | None, BaseException | None]]:
+        key, kind, payload = self._queue.pop(0)
+        try:
+            res = execute_unit(kind, payload, self.threads)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # a failing unit is recorded; the study goes on
+            e.__losslab_tb__ = traceback.format_exc(limit=3)  # type: ignore[attr-defined]
+            return iter([(key, None, e)])
+        return iter([(key, res, None)])
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def cancel_all(self) -> None:
+        self._queue.clear()
+
+    def close(self) -> None:
+        pass
+
+
+class _Stop:
+    """Set by the signal handlers: a stop was requested (Ctrl-C / SIGTERM)."""
+
+    def __init__(self):
+        self.requested = False
+        self.signal: str | None = None
+
+
+@contextlib.contextmanager
+def graceful_signals(stop: _Stop):
+    """SIGTERM (and SIGINT) -> KeyboardInterrupt in the main thread, with a flag, so the runner stops
+    after keeping every finished unit. Outside the main thread nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        stop.requested = True
+        stop.signal = signal.Signals(signum).name
+        raise KeyboardInterrupt(stop.signal)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _study_id(spec: StudySpec, h: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{h[:8]}-{hashlib.sha256(str(time.time_ns()).encode()).hexdigest()[:4]}"
+
+
+def find_resumable(store: RunStore, spec: StudySpec) -> str | None:
+    """The newest study in the store with this spec's hash."""
+    h = spec_hash(spec)
+    st = store.studies(spec_hash=h)
+    return st[-1].id if st else None
+
+
+def run_study(spec: StudySpec, *, store: RunStore | str | None = None, resume: bool = False,
+              executor=None, workers: int | None = None, scheduler: str | None = None, threads: int | None = None,
+              progress: Callable[[int, int, str], None] | None = None, source: str | None = None,
+              on_result: Callable[[Unit, dict], None] | None = None) -> StudyResult:
+    """Run (or resume) a study and write every unit to the store.
+
+    ``executor``: a LocalExecutor (default), or a DaskExecutor; ``workers=N`` starts a Dask
+    LocalCluster of N processes, ``scheduler='tcp://host:port'`` uses an existing cluster.
+    ``threads``: torch threads per unit (per worker on a cluster: default 1 there).
+    ``resume=True`` continues the newest study of this spec (same spec hash) and runs only the
+    units without a finished record. ``progress(done, total, unit_name)`` after each unit.
+    ``on_result(unit, result)`` is called after a unit's result is written (hooks, tests).
+    """
+    t0 = time.perf_counter()
+    store = store if isinstance(store, RunStore) else open_store(store)
+    h = spec_hash(spec)
+    if resume:
+        sid = find_resumable(store, spec)
+        if sid is None:
+            others = [s for s in store.studies(name=spec.name)]
+            hint = (f" (study {spec.name!r} exists in the store but with a different spec: hash "
+                    f"{others[-1].spec_hash[:8]} vs {h[:8]}; the spec file changed)") if others else ""
+            raise SpecError(f"nothing to resume: no study of this spec in store {store.path}{hint}; "
+                            f"run without --resume to start it")
+    else:
+        sid = _study_id(spec, h)
+    units = plan(spec, sid)
+    if not resume:
+        store.new_study(study_id=sid, name=spec.name, spec_hash=h, spec=spec.model_dump(mode="json"), source=source,
+                        n_units=len(units))
+    else:
+        store.set_study_status(sid, "running", n_units=len(units))
+
+    by_id = {u.id: u for u in units}
+    status_of = store.ids(study=sid)  # run id -> status (records of earlier sessions)
+    groups: dict[str, list[Unit]] = {}
+    for u in units:
+        if u.group:
+            groups.setdefault(u.group, []).append(u)
+    chunks_have: dict[str, dict[int, dict]] = {}
+    done: set[str] = set()
+    for u in units:
+        if u.group:
+            if status_of.get(u.group) in FINAL_STATUSES:
+                done.add(u.id)
+            else:
+                have = chunks_have.setdefault(u.group, store.load_chunks(f"{sid}/{u.group}"))
+                if u.chunk in have:
+                    done.add(u.id)
+        elif status_of.get(u.id) in FINAL_STATUSES:
+            done.add(u.id)
+    n_already = len(done)
+    total = len(units)
+    n_ran = n_failed = n_skipped = 0
+    messages: list[str] = []
+    skipped: set[str] = set()
+    submitted: set[str] = set()
+    stop = _Stop()
+    own_executor = executor is None
+    if executor is None:
+        if workers or scheduler:
+            from .distributed import DaskExecutor
+
+            executor = DaskExecutor(workers=workers, scheduler=scheduler, threads_per_worker=threads or 1)
+        else:
+            executor = LocalExecutor(threads=threads)
+    if progress:
+        progress(len(done), total, "")
+
+    def dep_status(dep: str) -> str | None:
+        return status_of.get(dep)
+
+    def ready_units() -> list[Unit]:
+        out = []
+        for u in units:
+            if u.id in done or u.id in submitted or u.id in skipped:
+                continue
+            if all(dep_status(d) in FINAL_STATUSES or dep_status(d) in ("failed", "interrupted") for d in u.deps) \
+                    and all(d in done for d in u.deps):
+                out.append(u)
+        return out
+
+    def payload_for(u: Unit) -> dict:
+        p = dict(u.payload)
+        if u.deps:
+            arr = store.load_arrays(u.deps[0])
+            p["params"] = arr["snapshots"][-1]
+        return p
+
+    def record(u: Unit, res: dict | None, err: BaseException | None) -> None:
+        nonlocal n_ran, n_failed
+        if u.kind == "surface_chunk":
+            key = f"{sid}/{u.group}"
+            if err is not None:
+                n_failed += 1
+                messages.append(f"{u.name}: {type(err).__name__}: {err}")
+                _put_failed(store, u.group, u, err, sid, h)
+                status_of[u.group] = "failed"
+                for o in groups[u.group]:
+                    skipped.add(o.id)
+                return
+            store.save_chunk(key, u.chunk, res["arrays"])
+            chunks_have.setdefault(u.group, {})[u.chunk] = res["arrays"]
+            done.add(u.id)
+            n_ran += 1
+            if len(chunks_have[u.group]) == u.n_chunks:
+                _assemble_surface(store, u, chunks_have[u.group], sid, h)
+                status_of[u.group] = "completed"
+                store.clear_chunks(key)
+            return
+        if err is not None:
+            n_failed += 1
+            messages.append(f"{u.name}: {type(err).__name__}: {err}")
+            _put_failed(store, u.id, u, err, sid, h)
+            status_of[u.id] = "failed"
+            done.add(u.id)
+            return
+        status = res["status"]
+        # an 'interrupted' training (it caught the Ctrl-C itself) is kept with what it had, as NOT
+        # finished: resume redoes it and its record is replaced
+        store.put_run(u.id, name=u.name, kind=u.kind, settings=res.get("settings", u.payload.get("analysis", {})),
+                      status=status, summary=res.get("summary", {}), arrays=res.get("arrays"),
+                      result={**(res.get("result") or {}), "summary": res.get("summary", {}), "unit": u.payload
+                              if u.kind != "train" else {"point": u.payload["point"]}},
+                      study=sid, spec_hash=h, wall_time=res.get("wall_time"), message=res.get("message"),
+                      parent=u.deps[0] if u.deps else None)
+        status_of[u.id] = status
+        if status in FINAL_STATUSES:
+            done.add(u.id)
+            n_ran += 1
+
+    def skip_dependents(dep: str) -> None:
+        nonlocal n_skipped
+        for o in units:
+            if dep in o.deps and o.id not in skipped:
+                skipped.add(o.id)
+                n_skipped += 1
+
+    final = "completed"
+    try:
+        with graceful_signals(stop):
+            # units whose training is already finished but not good for analysis are skipped now
+            for u in units:
+                if u.kind == "train" and u.id in done and status_of.get(u.id) not in OK_FOR_ANALYSIS:
+                    skip_dependents(u.id)
+            while True:
+                for u in ready_units():
+                    if any(status_of.get(d) not in OK_FOR_ANALYSIS for d in u.deps):
+                        skip_dependents(u.deps[0])
+                        continue
+                    try:
+                        payload = payload_for(u)
+                    except StoreError as e:
+                        messages.append(f"{u.name}: {e}")
+                        skip_dependents(u.deps[0])
+                        continue
+                    executor.submit(u.id, u.kind, payload)
+                    submitted.add(u.id)
+                if not executor.pending():
+                    break
+                for key, res, err in executor.wait_any():
+                    u = by_id[key]
+                    submitted.discard(key)
+                    record(u, res, err)
+                    if on_result is not None:
+                        on_result(u, res if res is not None else {"error": err})
+                    if progress:
+                        progress(len(done) + len(skipped), total, u.name)
+                    if stop.requested:
+                        raise KeyboardInterrupt(stop.signal)
+    except KeyboardInterrupt:
+        final = "interrupted"
+        messages.append(f"interrupted ({stop.signal or 'KeyboardInterrupt'}); resume with --resume")
+        with contextlib.suppress(Exception):
+            executor.cancel_all()
+    finally:
+        if own_executor:
+            with contextlib.suppress(Exception):
+                executor.close()
+    if final == "completed" and n_failed:
+        final = "failed"
+    if final == "completed" and len(done) + len(skipped) < total:
+        final = "failed"
+    store.set_study_status(sid, final, message="; ".join(messages[-5:]) or None, n_units=total)
+    run_ids = tuple(r.id for r in store.list(study=sid))
+    return StudyResult(study_id=sid, name=spec.name, spec_hash=h, status=final, n_units=total, n_ran=n_ran,
+                       n_already_done=n_already, n_failed=n_failed, n_skipped=n_skipped, run_ids=run_ids,
+                       wall_time=time.perf_counter() - t0, messages=tuple(messages))
+
+
+def _put_failed(store: RunStore, run_id: str, u: Unit, err: BaseException, sid: str, h: str) -> None:
+    msg = f"{type(err).__name__}: {err}"
+    store.put_run(run_id, name=u.name if u.kind != "surface_chunk" else u.name.rsplit("[", 1)[0].rstrip("/"),
+                  kind="surface" if u.kind == "surface_chunk" else u.kind,
+                  settings=u.payload.get("analysis", u.payload.get("config", {})), status="failed", summary={},
+                  result={"error": msg, "traceback": getattr(err, "__losslab_tb__", None)}, study=sid, spec_hash=h,
+                  message=msg, parent=u.deps[0] if u.deps else None)
+
+
+def _assemble_surface(store: RunStore, u: Unit, chunks: dict[int, dict], sid: str, h: str) -> None:
+    """Concatenate the chunks of one surface (in chunk order) into its run."""
+    a = u.payload["analysis"]
+    coords, axes = surface_coords(a)
+    shape = tuple(len(x) for x in axes)
+    order = [chunks[i] for i in range(u.n_chunks)]
+    idx = np.concatenate([c["index"] for c in order])
+    if not np.array_equal(idx, np.arange(coords.shape[0])):
+        raise RuntimeError(f"surface chunks of {u.group} do not cover the grid exactly once")
+    loss = np.concatenate([c["loss"] for c in order]).reshape(shape)
+    arrays = {f"axis{i}": ax for i, ax in enumerate(axes)}
+    arrays.update(loss=loss, base=order[0]["base"], directions=order[0]["directions"])
+    if "accuracy" in order[0]:
+        arrays["accuracy"] = np.concatenate([c["accuracy"] for c in order]).reshape(shape)
+    centre = tuple(len(x) // 2 for x in axes)
+    fin = np.isfinite(loss)
+    summary = {"loss_min": float(loss[fin].min()) if fin.any() else None,
+               "loss_max": float(loss[fin].max()) if fin.any() else None, "loss_centre": float(loss[centre]),
+               "points": int(loss.size), "chunks": u.n_chunks}
+    name = u.name.rsplit("[", 1)[0].rstrip("/")
+    cfg = u.payload["config"]
+    store.put_run(u.group, name=name, kind="surface", settings={**a, "lr": cfg["train"]["lr"], "sweep": u.payload["point"]},
+                  status="completed", summary=summary, arrays=arrays,
+                  result={"summary": summary, "settings": a, "shape": list(shape)}, study=sid, spec_hash=h,
+                  wall_time=None, parent=u.deps[0])
