@@ -11,7 +11,7 @@ import torch
 import typer
 from torch import nn
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, out, parse_options
+from ._common import JsonOpt, StoreOpt, console, emit_json, out, parse_options, store_path
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str, model_options: dict | None = None,
@@ -117,6 +117,28 @@ def _print(name: str, r: dict) -> None:
                   f"eigenvalues) {d['index']:.1f} +- {d['index_stderr']:.1f}")
 
 
+def _save(st, result: dict, *, parent: str | None, settings: dict) -> str:
+    """Record a curvature result as a run of kind 'hessian' (linked to the analysed run)."""
+    import time
+    import uuid
+
+    from ._common import _clean
+
+    summary = {}
+    for name, r in result["blocks"].items():
+        prefix = "" if name == "all parameters" else f"{name}: "
+        if "top" in r:
+            summary[f"{prefix}lambda_max"] = r["top"]["eigenvalues"][0]
+        if "bottom" in r:
+            summary[f"{prefix}lambda_min"] = r["bottom"]["eigenvalues"][0]
+        if "trace" in r:
+            summary[f"{prefix}trace"] = r["trace"].get("estimate")
+    summary = {k: v for k, v in _clean(summary).items() if isinstance(v, (int, float)) or v is None}
+    rid = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    return st.put_run(rid, name=f"hessian/{result['data']}", kind="hessian", settings=settings, status="completed",
+                      summary=summary, result=_clean(result), parent=parent)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("hessian")
     def hessian_cmd(
@@ -143,15 +165,26 @@ def register(app: typer.Typer) -> None:
         probes: int = typer.Option(10, "--probes", help="SLQ probe vectors."),
         steps: int = typer.Option(80, "--steps", help="SLQ Lanczos steps per probe."),
         seed: int = typer.Option(0, "--seed", help="Seed of the model init and of the random probes."),
+        run: Optional[str] = typer.Option(None, "--run", help="A stored training run (id or prefix) to analyse "
+                                                                "at its final parameters."),
+        no_save: bool = typer.Option(False, "--no-save", help="Do not record the result in the store."),
         json_: bool = JsonOpt,
         store: Optional[Path] = StoreOpt,
     ):
         """Curvature of a model's loss: top/bottom Hessian eigenvalues, trace, spectral density."""
         from ..hessian import layer_blocks
+        from ..store import load_trained_run, open_store
 
-        net, splits, default_loss = load_model(data=data, data_options=parse_options(data_opt), model=model,
-                                               model_options=parse_options(model_opt), checkpoint=checkpoint,
-                                               seed=seed)
+        st = open_store(store_path(store)) if (run or not no_save) else None
+        if run is not None:
+            if data or model or checkpoint:
+                raise ValueError("give either --run or --data/--model/--checkpoint, not both")
+            tr = load_trained_run(st, run)
+            net, splits, default_loss = tr.model, tr.splits, tr.loss
+        else:
+            net, splits, default_loss = load_model(data=data, data_options=parse_options(data_opt), model=model,
+                                                   model_options=parse_options(model_opt), checkpoint=checkpoint,
+                                                   seed=seed)
         d = getattr(splits, split, None) if split in ("train", "val", "test") else None
         if d is None:
             raise ValueError(f"split {split!r} is not available; use train, val or test (one the dataset has)")
@@ -164,12 +197,17 @@ def register(app: typer.Typer) -> None:
             blocks = [(b, b) for b in layer_blocks(net)]
         else:
             blocks = [(b, b) for b in layer]
-        result = {"data": splits.name, "loss": loss_name, "split": split, "blocks": {}}
+        result = {"data": splits.name, "loss": getattr(loss_name, "name", loss_name), "split": split, "blocks": {}}
         for name, block in blocks:
             result["blocks"][name] = _analyse(net, d, loss_name, block=block, top=top, bottom=bottom, trace=trace,
                                               density=density, ggn=ggn, tol=tol, dtype=dtype, seed=seed,
                                               batch_size=batch_size, n_probes=probes, n_steps=steps,
                                               trace_rtol=trace_rtol, trace_samples=trace_samples)
+        if st is not None:
+            result["run_id"] = _save(st, result, parent=tr.record.id if run is not None else None,
+                                     settings={"top": top, "bottom": bottom, "trace": trace, "density": density,
+                                               "ggn": ggn, "layer": layer, "split": split, "seed": seed,
+                                               "float64": float64, "tol": tol})
         if json_:
             emit_json(result)
         else:

@@ -9,5 +9,7 @@ Layout::
     STORE/chunks/<study>/<unit>/...    finished chunks of unfinished surface grids (for resume)
 """
 from .runstore import FINAL_STATUSES, RunRecord, RunStore, StoreError, StudyRecord, open_store, parse_where
+from .trained import TrainedRun, load_trained_run
 
-__all__ = ["RunStore", "RunRecord", "StudyRecord", "StoreError", "open_store", "parse_where", "FINAL_STATUSES"]
+__all__ = ["RunStore", "RunRecord", "StudyRecord", "StoreError", "open_store", "parse_where", "FINAL_STATUSES", "TrainedRun",
+           "load_trained_run"]
