@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..losses import get_loss
-from .directions import Directions, PCADirections, resolve_directions
-from .evaluate import Evaluator, PRECISIONS
+from .directions import Directions, resolve_directions
+from .evaluate import Evaluator
 
 FORMAT_VERSION = 1
 

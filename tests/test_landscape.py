@@ -1,0 +1,481 @@
+"""Loss surfaces against an independent per-point reference loop (load_flat copy + plain forward)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from losslab.data import load
+from losslab.landscape import (DIRECTIONS, Surface, barrier, evaluate_points, explicit_directions, interpolate,
+                               line_through, pca_directions, plane_through, project_trajectory, random_curves,
+                               random_directions, surface)
+from losslab.landscape.evaluate import Evaluator
+from losslab.losses import accuracy, get_loss
+from losslab.models import build
+from losslab.params import flatten_params, load_flat, module_fingerprint, same_fingerprint
+
+# float32 sums of a few hundred per-example losses, evaluated in a different order (vmap/bmm
+# vs a plain forward, first layer split as X W0^T + a X D^T): rounding ~1e-7 per op, so 1e-5
+# relative is the contract of the issue with margin.
+RTOL32 = 1e-5
+
+
+def reference_losses(model, X, y, loss, base, dirs, coords, *, bn="eval"):
+    """Straightforward loop: a fresh copy of the model at each point, plain forward on all data."""
+    loss = get_loss(loss)
+    out_l, out_a = [], []
+    for c in torch.as_tensor(coords, dtype=base.dtype):
+        m = load_flat(model, base + c @ dirs)
+        if bn == "recompute":
+            _update_bn(m, X)
+        m.eval()
+        with torch.no_grad():
+            out = m(X)
+        out_l.append(float(loss(out, y)))
+        a = accuracy(out, y, loss)
+        out_a.append(float(a.mean()) if a is not None else float("nan"))
+    return np.array(out_l), np.array(out_a)
+
+
+def _update_bn(m, X, batch_size=None):
+    loader = [X] if batch_size is None else list(X.split(batch_size))
+    torch.optim.swa_utils.update_bn(loader, m)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    sp = load("digits", seed=0)
+    return sp.train.X[:300], sp.train.y[:300]
+
+
+def mlp(seed=0, **kw):
+    opts = dict(in_dim=64, hidden=[32], out_dim=10, activation="tanh")
+    opts.update(kw)
+    return build("mlp", seed=seed, **opts)
+
+
+def small_cnn():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    # non-trivial running statistics, then a (caller-visible) train-mode flag we must not change
+    with torch.no_grad():
+        net.train()
+        for _ in range(3):
+            net(torch.randn(32, 1, 8, 8) * 2 + 0.5)
+    return net
+
+
+def grid_coords(r=5, span=1.0):
+    a = np.linspace(-span, span, r)
+    X, Y = np.meshgrid(a, a, indexing="ij")
+    return torch.as_tensor(np.stack([X.ravel(), Y.ravel()], 1))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_mlp_surface_equals_reference(digits, affine):
+    X, y = digits
+    m = mlp()
+    s = surface(m, (X, y), loss="cross_entropy", resolution=5, span=1.0, affine=affine, chunk_size=7)
+    assert s.info["affine_first_layer"] is affine
+    d = random_directions(m, kind="filter", k=2, seed=0)
+    ref_l, ref_a = reference_losses(m, X, y, "cross_entropy", d.base, d.vectors, grid_coords())
+    np.testing.assert_allclose(s.loss.ravel(), ref_l, rtol=RTOL32)
+    np.testing.assert_allclose(s.accuracy.ravel(), ref_a, atol=1e-6)  # counts / 300: exact
+
+
+def test_sequential_affine_path_with_regression(digits):
+    X, _ = digits
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 16), nn.GELU(), nn.Linear(16, 3))
+    y = torch.randn(X.shape[0], 3)
+    fast = surface(net, (X, y), loss="mse", resolution=4, directions="layer", affine=True)
+    d = random_directions(net, kind="layer", k=2, seed=0)
+    ref_l, _ = reference_losses(net, X, y, "mse", d.base, d.vectors, grid_coords(4))
+    np.testing.assert_allclose(fast.loss.ravel(), ref_l, rtol=RTOL32)
+    assert fast.accuracy is None
+
+
+def test_cnn_batchnorm_eval_equals_reference_and_not_mutated():
+    torch.manual_seed(2)
+    X, y = torch.randn(40, 1, 8, 8), torch.randint(0, 10, (40,))
+    net = small_cnn()
+    fp = module_fingerprint(net)
+    s = surface(net, (X, y), loss="cross_entropy", resolution=4, span=0.5)
+    assert same_fingerprint(fp, module_fingerprint(net)) and net.training
+    d = random_directions(net, kind="filter", k=2, seed=0)
+    ref_l, _ = reference_losses(net, X, y, "cross_entropy", d.base, d.vectors, grid_coords(4, 0.5))
+    np.testing.assert_allclose(s.loss.ravel(), ref_l, rtol=RTOL32)
+
+
+@pytest.mark.parametrize("batched_data", [False, True])
+def test_cnn_batchnorm_recompute_equals_update_bn(batched_data):
+    torch.manual_seed(3)
+    X, y = torch.randn(45, 1, 8, 8), torch.randint(0, 10, (45,))
+    net = small_cnn()
+    fp = module_fingerprint(net)
+    bs = 20 if batched_data else None  # 20, 20, 5: equal weight per batch, as update_bn
+    data = list(zip(X.split(20), y.split(20))) if batched_data else (X, y)
+    s = surface(net, data, loss="cross_entropy", resolution=3, span=0.5, bn="recompute")
+    assert same_fingerprint(fp, module_fingerprint(net))
+    d = random_directions(net, kind="filter", k=2, seed=0)
+    ref = []
+    for c in grid_coords(3, 0.5).float():
+        m = load_flat(net, d.base + c @ d.vectors)
+        _update_bn(m, X, bs)
+        m.eval()
+        with torch.no_grad():
+            ref.append(float(get_loss("cross_entropy")(m(X), y)))
+    np.testing.assert_allclose(s.loss.ravel(), ref, rtol=RTOL32)
+    # and it differs from the eval-mode surface (the statistics matter here)
+    s_eval = surface(net, data, loss="cross_entropy", resolution=3, span=0.5)
+    assert np.abs(s_eval.loss - s.loss).max() > 1e-3
+
+
+def test_lstm_falls_back_to_loop_and_equals_reference():
+    torch.manual_seed(4)
+    X, y = torch.randn(20, 5, 3), torch.randn(20, 2)
+    m = build("lstm", in_dim=3, hidden=6, out_dim=2)
+    fp = module_fingerprint(m)
+    s = surface(m, (X, y), loss="mse", resolution=3, dim=2, directions="gaussian")
+    assert s.info["strategy"] == "loop"  # aten::lstm_cell has no vmap batching rule
+    assert same_fingerprint(fp, module_fingerprint(m))
+    d = random_directions(m, kind="gaussian", k=2, seed=0)
+    ref_l, _ = reference_losses(m, X, y, "mse", d.base, d.vectors, grid_coords(3))
+    np.testing.assert_allclose(s.loss.ravel(), ref_l, rtol=RTOL32)
+
+
+def test_dataloader_equals_full_tensors(digits):
+    X, y = digits
+    m = mlp(activation="relu")
+    full = surface(m, (X, y), loss="cross_entropy", resolution=4)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=64, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    streamed = surface(m, loader, loss="cross_entropy", resolution=4)
+    gen = surface(m, ((a, b) for a, b in zip(X.split(70), y.split(70))), loss="cross_entropy", resolution=4)
+    np.testing.assert_allclose(streamed.loss, full.loss, rtol=RTOL32)
+    np.testing.assert_allclose(gen.loss, full.loss, rtol=RTOL32)
+    np.testing.assert_allclose(streamed.accuracy, full.accuracy, atol=1e-6)
+
+
+def test_float64_option_matches_reference_tightly(digits):
+    X, y = digits
+    m = mlp()
+    s = surface(m, (X, y), loss="cross_entropy", resolution=3, dtype=torch.float64)
+    d = random_directions(m, kind="filter", k=2, seed=0)
+    ref_l, _ = reference_losses(m.double(), X.double(), y, "cross_entropy", d.base.double(), d.vectors.double(),
+                                grid_coords(3))
+    np.testing.assert_allclose(s.loss.ravel(), ref_l, rtol=1e-12)  # float64 rounding only
+
+
+def test_filter_normalized_slice_norms():
+    net = small_cnn()
+    d = random_directions(net, kind="filter", k=2, seed=5)
+    params = dict(net.named_parameters())
+    for vec in d.vectors:
+        dd = d.spec.unflatten(vec)
+        for n, p in params.items():
+            if p.dim() > 1:
+                pn = p.detach().reshape(p.shape[0], -1).norm(dim=1)
+                dn = dd[n].reshape(p.shape[0], -1).norm(dim=1)
+                torch.testing.assert_close(dn, pn * (dn / (dn + 0)), rtol=1e-5, atol=0)
+                # the definition: ||d_i|| = ||theta_i|| ||g_i|| / (||g_i|| + 1e-10) = ||theta_i|| to float rounding
+                torch.testing.assert_close(dn, pn, rtol=1e-5, atol=1e-7)
+            else:
+                assert torch.count_nonzero(dd[n]) == 0  # biases and BN params ignored by default
+    with_b = random_directions(net, kind="filter", k=1, seed=5, include_biases=True)
+    dd = with_b.spec.unflatten(with_b.vectors[0])
+    for n, p in params.items():
+        if p.dim() == 1:
+            torch.testing.assert_close(dd[n].norm(), p.detach().norm(), rtol=1e-5, atol=1e-7)
+
+
+def test_layer_and_model_norms():
+    m = mlp()
+    params = dict(m.named_parameters())
+    dl = random_directions(m, kind="layer", k=1, seed=1)
+    for n, v in dl.spec.unflatten(dl.vectors[0]).items():
+        want = params[n].detach().norm() if params[n].dim() > 1 else torch.tensor(0.0)
+        torch.testing.assert_close(v.norm(), want, rtol=1e-5, atol=1e-7)
+    dm = random_directions(m, kind="model", k=1, seed=1)
+    wn = torch.sqrt(sum(p.detach().pow(2).sum() for p in params.values() if p.dim() > 1))
+    torch.testing.assert_close(dm.vectors[0].norm(), wn, rtol=1e-5, atol=0)
+
+
+def test_rescaling_invariance_of_filter_normalized_curve(digits):
+    X, y = digits
+    m = build("mlp", in_dim=64, hidden=[24, 24], out_dim=10, activation="relu", bias=False, seed=3)
+    m2 = load_flat(m, flatten_params(m))
+    c = 3.0
+    with torch.no_grad():
+        m2.net[2].weight.mul_(c)  # layer k
+        m2.net[4].weight.div_(c)  # layer k+1
+    base = dict(span=1.0, resolution=11, dim=1, seed=7)
+    f1 = surface(m, (X, y), loss="cross_entropy", directions="filter", **base).loss
+    f2 = surface(m2, (X, y), loss="cross_entropy", directions="filter", **base).loss
+    np.testing.assert_allclose(f2, f1, rtol=1e-6)
+    u1 = surface(m, (X, y), loss="cross_entropy", directions="unnormalized", **base).loss
+    u2 = surface(m2, (X, y), loss="cross_entropy", directions="unnormalized", **base).loss
+    assert np.abs(u2 - u1).max() / np.abs(u1).max() > 1e-2
+
+
+def test_orthogonalize():
+    m = mlp()
+    d = random_directions(m, kind="filter", k=2, seed=0, orthogonalize=True)
+    d0 = random_directions(m, kind="filter", k=2, seed=0)
+    assert abs(float(d.vectors[0].double() @ d.vectors[1].double())) < 1e-6 * float(d.vectors.norm()) ** 2
+    torch.testing.assert_close(d.vectors[1].norm(), d0.vectors[1].norm(), rtol=1e-5, atol=0)
+
+
+def test_pca_directions_and_projection_of_planar_trajectory():
+    g = torch.Generator().manual_seed(0)
+    P = 50
+    origin = torch.randn(P, generator=g, dtype=torch.float64)
+    basis, _ = torch.linalg.qr(torch.randn(P, 2, generator=g, dtype=torch.float64))
+    t = torch.linspace(0, 1, 30, dtype=torch.float64)
+    coeffs = torch.stack([torch.cos(3 * t) * (1 - t), torch.sin(2 * t) + t], 1)  # (K, 2)
+    S = origin + coeffs @ basis.T  # (K, P) in an affine plane
+    pca = pca_directions(S, k=2)
+    V = pca.directions.vectors
+    torch.testing.assert_close(V @ V.T, torch.eye(2, dtype=torch.float64), atol=1e-12, rtol=0)
+    assert abs(float(pca.explained_variance_ratio.sum()) - 1) < 1e-12
+    proj = project_trajectory(pca, S)
+    assert proj.off_plane.max() < 1e-10 * float(S.norm(dim=1).max())
+    # projected coordinates reproduce the snapshots
+    rec = pca.directions.base + torch.as_tensor(proj.coords) @ V
+    torch.testing.assert_close(rec, S, atol=1e-10, rtol=0)
+    # a known off-plane offset is measured exactly
+    n = torch.randn(P, generator=g, dtype=torch.float64)
+    n = n - basis @ (basis.T @ n)
+    n = 0.37 * n / n.norm()
+    off = project_trajectory(pca, S + n)
+    np.testing.assert_allclose(off.off_plane, 0.37, rtol=1e-10)
+
+
+def test_projection_with_nonorthogonal_directions():
+    g = torch.Generator().manual_seed(1)
+    m = nn.Linear(6, 3)
+    d = explicit_directions(m, [torch.randn(21, generator=g), torch.randn(21, generator=g)])
+    c = torch.tensor([[0.3, -0.7], [1.5, 2.0]])
+    S = d.base + c @ d.vectors
+    p = project_trajectory(d, S)
+    np.testing.assert_allclose(p.coords, c.numpy(), atol=1e-5)
+    assert p.off_plane.max() < 1e-5
+
+
+def test_plane_through_three_models_hits_anchors(digits):
+    X, y = digits
+    a, b, c = mlp(0), mlp(1), mlp(2)
+    d = plane_through(a, b, c)
+    V = d.vectors.double()
+    torch.testing.assert_close(V @ V.T, torch.eye(2, dtype=torch.float64), atol=1e-6, rtol=0)
+    anchors = torch.tensor([d.info["anchors"][k] for k in "abc"])
+    r = evaluate_points(a, (X, y), "cross_entropy", d.base, d.vectors, anchors)
+    lf = get_loss("cross_entropy")
+    with torch.no_grad():
+        want = [float(lf(mm.eval()(X), y)) for mm in (a, b, c)]
+    np.testing.assert_allclose(r.loss.numpy(), want, rtol=1e-4)  # anchors rebuilt through float32 Gram-Schmidt
+
+
+def test_interpolation_and_barrier(digits):
+    X, y = digits
+    a, b = mlp(0), mlp(1)
+    fa, fb = module_fingerprint(a), module_fingerprint(b)
+    alphas = [-0.5, 0.25, 0.5, 1.5]
+    it = interpolate(a, b, (X, y), loss="cross_entropy", alphas=alphas)
+    assert same_fingerprint(fa, module_fingerprint(a)) and same_fingerprint(fb, module_fingerprint(b))
+    assert list(it.alphas) == [-0.5, 0.0, 0.25, 0.5, 1.0, 1.5]
+    ta, tb = flatten_params(a), flatten_params(b)
+    lf = get_loss("cross_entropy")
+    ref = []
+    for al in it.alphas:
+        mm = load_flat(a, (1 - al) * ta + al * tb)
+        with torch.no_grad():
+            ref.append(float(lf(mm.eval()(X), y)))
+    np.testing.assert_allclose(it.loss, ref, rtol=RTOL32)
+    inside = [i for i, al in enumerate(it.alphas) if 0 <= al <= 1]
+    want = max(ref[i] for i in inside) - (ref[1] + ref[4]) / 2
+    assert it.barrier.height == pytest.approx(want, rel=1e-9)
+    bb = barrier(a, b, (X, y), loss="cross_entropy", resolution=5)
+    assert bb.loss_a == pytest.approx(ref[1], rel=RTOL32) and bb.loss_b == pytest.approx(ref[4], rel=RTOL32)
+    assert "max" in bb.definition
+
+
+def test_random_curves_match_individual_curves(digits):
+    X, y = digits
+    m = mlp()
+    st = random_curves(m, (X, y), loss="cross_entropy", n=4, resolution=5, span=0.5, seed=11)
+    gen = torch.Generator().manual_seed(11)
+    for i in range(4):
+        d = random_directions(m, kind="filter", k=1, seed=gen)
+        ref, _ = reference_losses(m, X, y, "cross_entropy", d.base, d.vectors, torch.as_tensor(st.alphas)[:, None])
+        np.testing.assert_allclose(st.curves[i], ref, rtol=RTOL32)
+    np.testing.assert_allclose(st.mean, st.curves.mean(0))
+    np.testing.assert_allclose(st.std, st.curves.std(0, ddof=1))
+    np.testing.assert_allclose(st.lo, np.quantile(st.curves, 0.1, axis=0))
+    np.testing.assert_allclose(st.hi, np.quantile(st.curves, 0.9, axis=0))
+    # the curves really differ (different directions), so the band has width away from alpha = 0
+    assert st.std[0] > 0 and st.std[len(st.alphas) // 2] < 1e-6
+
+
+def test_checkpoint_resume_and_progress(tmp_path, digits):
+    X, y = digits
+    m = mlp()
+    full = surface(m, (X, y), loss="cross_entropy", resolution=6)
+    ck = tmp_path / "grid.npz"
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(done, total):
+        calls.append((done, total))
+        if done >= 10:
+            raise Stop
+
+    with pytest.raises(Stop):
+        surface(m, (X, y), loss="cross_entropy", resolution=6, chunk_size=5, checkpoint=ck, progress=interrupt,
+                checkpoint_every=0.0)
+    assert ck.exists()
+    seen = []
+    res = surface(m, (X, y), loss="cross_entropy", resolution=6, chunk_size=5, checkpoint=ck,
+                  progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (10, 36) and seen[-1] == (36, 36)
+    assert res.info["resumed_points"] == 10
+    np.testing.assert_allclose(res.loss, full.loss, rtol=RTOL32)
+    with pytest.raises(ValueError, match="different grid"):
+        surface(m, (X, y), loss="cross_entropy", resolution=5, checkpoint=ck)
+
+
+def test_oom_halves_chunk(monkeypatch, digits):
+    X, y = digits
+    m = mlp()
+    want = surface(m, (X, y), loss="cross_entropy", resolution=5)
+    orig = Evaluator.run
+
+    def flaky(self, coords):
+        if len(coords) > 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
+        return orig(self, coords)
+
+    monkeypatch.setattr(Evaluator, "run", flaky)
+    got = surface(m, (X, y), loss="cross_entropy", resolution=5, chunk_size=25)
+    assert got.info["chunk_size"] <= 4
+    np.testing.assert_allclose(got.loss, want.loss, rtol=RTOL32)
+
+
+def test_frozen_params_and_train_mode_untouched(digits):
+    X, y = digits
+    m = mlp(dropout=0.5)
+    m.net[0].weight.requires_grad_(False)
+    m.train()
+    fp = module_fingerprint(m)
+    s = surface(m, (X, y), loss="cross_entropy", resolution=3)
+    assert same_fingerprint(fp, module_fingerprint(m))
+    assert s.base.shape[0] == sum(p.numel() for p in m.parameters() if p.requires_grad)
+    d = random_directions(m, kind="filter", k=2, seed=0)
+    ref_l, _ = reference_losses(m, X, y, "cross_entropy", d.base, d.vectors, grid_coords(3))  # eval: dropout off
+    np.testing.assert_allclose(s.loss.ravel(), ref_l, rtol=RTOL32)
+
+
+def test_explicit_directions_dict_equals_flat(digits):
+    X, y = digits
+    m = mlp()
+    d = random_directions(m, kind="filter", k=2, seed=3)
+    dicts = [d.spec.unflatten(v) for v in d.vectors]
+    s1 = surface(m, (X, y), loss="cross_entropy", directions=list(d.vectors), resolution=3)
+    s2 = surface(m, (X, y), loss="cross_entropy", directions=dicts, resolution=3)
+    s3 = surface(m, (X, y), loss="cross_entropy", directions="filter", seed=3, resolution=3)
+    np.testing.assert_array_equal(s1.loss, s2.loss)
+    np.testing.assert_allclose(s1.loss, s3.loss, rtol=RTOL32)
+    assert s1.kind == "explicit"
+
+
+def test_line_through_extrapolates(digits):
+    X, y = digits
+    a, b = mlp(0), mlp(1)
+    s = surface(a, (X, y), loss="cross_entropy", directions=line_through(a, b), span=(-1.0, 2.0), resolution=4)
+    assert s.dim == 1 and list(s.axes[0]) == [-1.0, 0.0, 1.0, 2.0]
+    it = interpolate(a, b, (X, y), loss="cross_entropy", alphas=[-1.0, 2.0])
+    np.testing.assert_allclose(s.loss, it.loss, rtol=RTOL32)
+
+
+def test_save_load_roundtrip(tmp_path, digits):
+    X, y = digits
+    s = surface(mlp(), (X, y), loss="cross_entropy", resolution=3)
+    s.save(tmp_path / "surf")
+    t = Surface.load(tmp_path / "surf.npz")
+    np.testing.assert_array_equal(t.loss, s.loss)
+    np.testing.assert_array_equal(t.directions, s.directions)
+    assert t.settings == json.loads(json.dumps(s.settings)) and t.param_names == s.param_names
+    json.dumps(s.to_dict())  # JSON-safe
+    p = project_trajectory(t, np.stack([t.base, t.base + 0.5 * t.directions[0]]))
+    np.testing.assert_allclose(p.coords, [[0, 0], [0.5, 0]], atol=1e-12)
+
+
+def test_bf16_states_its_error(digits):
+    X, y = digits
+    s = surface(mlp(), (X, y), loss="cross_entropy", resolution=3, precision="bf16")
+    assert 0 < s.info["precision_max_rel_error"] < 0.1
+
+
+def test_bad_input_messages(digits):
+    X, y = digits
+    m = mlp()
+    with pytest.raises(ValueError, match="filter"):
+        surface(m, (X, y), loss="cross_entropy", directions="filtr")
+    with pytest.raises(ValueError, match="flat vector"):
+        surface(m, (X, y), loss="cross_entropy", directions=[torch.zeros(5)])
+    with pytest.raises(ValueError, match="dim"):
+        surface(m, (X, y), loss="cross_entropy", dim=3)
+    with pytest.raises(ValueError, match="bn"):
+        surface(m, (X, y), loss="cross_entropy", bn="train")
+    assert {"filter", "layer", "model", "gaussian", "unnormalized"} <= set(DIRECTIONS.names())
+
+
+def test_several_trajectories_on_one_surface_and_eigenvector_kind(digits):
+    X, y = digits
+    m = mlp()
+    s = surface(m, (X, y), loss="cross_entropy", resolution=3, directions="filter", orthogonalize=True)
+    from losslab.landscape import eigenvector_directions, project_trajectories
+
+    D = torch.as_tensor(s.directions)
+    base = torch.as_tensor(s.base)
+    trajs = {"sgd": base + torch.tensor([[0.0, 0.0], [0.2, 0.1]], dtype=torch.float64) @ D,
+             "adam": base + torch.tensor([[0.0, 0.0], [-0.3, 0.4], [0.5, 0.5]], dtype=torch.float64) @ D}
+    out = project_trajectories(s, trajs)
+    np.testing.assert_allclose(out["adam"].coords, [[0, 0], [-0.3, 0.4], [0.5, 0.5]], atol=1e-12)
+    assert out["sgd"].off_plane.max() < 1e-12 * float(base.norm())
+    v = torch.randn(2, D.shape[1], generator=torch.Generator().manual_seed(0))
+    e = eigenvector_directions(m, list(v), eigenvalues=[3.0, 1.0])
+    assert e.kind == "hessian" and e.info["eigenvalues"] == [3.0, 1.0]
+    se = surface(m, (X, y), loss="cross_entropy", directions=e, resolution=3)
+    assert se.kind == "hessian"
+
+
+def test_evaluate_points_shards_concatenate(digits):
+    X, y = digits
+    m = mlp()
+    d = random_directions(m, kind="filter", k=2, seed=0)
+    C = grid_coords(5)
+    whole = evaluate_points(m, (X, y), "cross_entropy", d.base, d.vectors, C)
+    parts = [evaluate_points(m, (X, y), "cross_entropy", d.base, d.vectors, c, chunk_size=3) for c in C.split(9)]
+    np.testing.assert_allclose(torch.cat([p.loss for p in parts]).numpy(), whole.loss.numpy(), rtol=RTOL32)
+    np.testing.assert_allclose(torch.cat([p.accuracy for p in parts]).numpy(), whole.accuracy.numpy(), atol=1e-6)
+    assert whole.n_examples == 300 and whole.strategy == "vmap"
+
+
+def test_affine_path_with_batchnorm_mlp_in_eval_mode(digits):
+    X, y = digits
+    m = mlp(batch_norm=True, hidden=[16, 16])
+    with torch.no_grad():  # non-trivial running statistics
+        m.train()
+        m(X[:100] * 1.5 + 0.2)
+    m.eval()
+    s = surface(m, (X, y), loss="cross_entropy", resolution=3, affine=True)
+    assert s.info["affine_first_layer"]
+    d = random_directions(m, kind="filter", k=2, seed=0)
+    ref_l, _ = reference_losses(m, X, y, "cross_entropy", d.base, d.vectors, grid_coords(3))
+    np.testing.assert_allclose(s.loss.ravel(), ref_l, rtol=RTOL32)
