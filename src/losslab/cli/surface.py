@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -17,48 +16,33 @@ import typer
 
 from ._common import JsonOpt, StoreOpt, console, emit_json, fail, parse_options, progress, store_path
 
-OPTIMIZERS = {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW", "rmsprop": "RMSprop"}
-
-
-def acquire_model(*, data: str, data_opts: dict, model: str, model_opts: dict, loss: str | None, train_steps: int,
-                  lr: float, optimizer: str, seed: int):
-    """Build data and model from the registries and train ``train_steps`` full-batch steps of
-    ``torch.optim``; returns (model, splits, loss name). The one place a model is obtained."""
-    import torch
-
+def acquire_model(store, *, run: str | None, data: str, data_opts: dict, model: str, model_opts: dict,
+                  loss: str | None, train_steps: int, lr: float, optimizer: str, seed: int, progress_cb=None):
+    """The model to measure: a stored training run's final parameters (``run``), or a built-in
+    model trained ``train_steps`` steps with ``losslab.train`` and stored as a training run
+    (so the surface links to it and the report can draw its path). Returns
+    (model, splits, loss, training run id). The one place a model is obtained."""
     from ..data import load
-    from ..losses import get_loss
-    from ..models import MODELS, build
+    from ..experiments.runner import build_model
+    from ..experiments.spec import ModelSpec
+    from ..store import load_trained_run
+    from ..train import train
 
+    if run is not None:
+        tr = load_trained_run(store, run)
+        return tr.model, tr.splits, tr.loss, tr.record.id
+    if train_steps < 1:
+        raise ValueError(f"--train-steps must be >= 1, got {train_steps} (or measure a stored run with --run ID)")
     splits = load(data, seed=seed, **data_opts)
-    opts = dict(model_opts)
-    import inspect
-
-    params = inspect.signature(MODELS.get(model)).parameters
-    if "in_dim" in params and "in_dim" not in opts:
-        X = splits.train.X
-        opts["in_dim"] = int(X.shape[-1]) if X.dim() == 3 else int(X[0].numel())
-    if "out_dim" in params and "out_dim" not in opts:
-        opts["out_dim"] = splits.n_classes if splits.task == "classification" and splits.n_classes else splits.out_dim
-    net = build(model, seed=seed, **opts)
-    loss_name = loss or splits.default_loss
-    lossobj = get_loss(loss_name)
-    if train_steps < 0:
-        raise ValueError(f"--train-steps must be >= 0, got {train_steps}")
-    if train_steps:
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        opt = getattr(torch.optim, OPTIMIZERS[optimizer])(net.parameters(), lr=lr)
-        X, y = splits.train.X, splits.train.y
-        net.train()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for _ in range(train_steps):
-                opt.zero_grad()
-                lossobj(net(X), y).backward()
-                opt.step()
-    net.eval()
-    return net, splits, loss_name
+    mspec = ModelSpec(name=model, options=model_opts, seed=seed)
+    net = build_model(mspec, splits)
+    traj = train(net, splits, loss=loss, optimizer=optimizer, lr=lr, steps=train_steps, seed=seed,
+                 progress=progress_cb)
+    rid = store.save_trajectory(traj, name=f"{data}-{model}-{optimizer}",
+                                extra_settings={"data": data, "data_options": data_opts, "model": model,
+                                                "model_options": mspec.options, "init": mspec.init})
+    tr = load_trained_run(store, rid)
+    return tr.model, tr.splits, tr.loss, rid
 
 
 def register(app: typer.Typer) -> None:
@@ -69,10 +53,13 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("mlp", "--model", help="Built-in model name."),
         model_opt: Optional[list[str]] = typer.Option(None, "--model-opt", help="Model option KEY=VALUE, e.g. hidden=[32]."),
         loss: Optional[str] = typer.Option(None, "--loss", help="Loss name (default: the dataset's task loss)."),
-        train_steps: int = typer.Option(200, "--train-steps", help="Full-batch optimizer steps before measuring."),
-        lr: float = typer.Option(1e-2, "--lr", help="Learning rate for the inline training."),
-        optimizer: str = typer.Option("adam", "--optimizer", help=f"One of {', '.join(OPTIMIZERS)}."),
-        directions: str = typer.Option("filter", "--directions", help="Direction kind: filter, layer, model, gaussian, unnormalized."),
+        run: Optional[str] = typer.Option(None, "--run", help="Measure a stored training run (id or prefix) at its "
+                                                                "final parameters instead of training one."),
+        train_steps: int = typer.Option(200, "--train-steps", help="Full-batch training steps before measuring "
+                                                                    "(the training run is stored too)."),
+        lr: float = typer.Option(1e-2, "--lr", help="Learning rate of that training."),
+        optimizer: str = typer.Option("adam", "--optimizer", help="Optimizer of that training (see `losslab train`)."),
+        directions: str = typer.Option("filter", "--directions", help="Direction kind: filter, layer, model, gaussian, unnormalized, or hessian (top eigenvectors)."),
         dim: int = typer.Option(2, "--dim", help="1 (curve) or 2 (plane)."),
         resolution: int = typer.Option(21, "--resolution", help="Grid points per axis."),
         span: float = typer.Option(1.0, "--span", help="Grid covers [-span, span] on each axis."),
@@ -94,31 +81,53 @@ def register(app: typer.Typer) -> None:
         dtypes = {"float32": torch.float32, "float64": torch.float64}
         if dtype not in dtypes:
             fail(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
-        net, splits, loss_name = acquire_model(data=data, data_opts=parse_options(data_opt), model=model,
-                                               model_opts=parse_options(model_opt), loss=loss, train_steps=train_steps,
-                                               lr=lr, optimizer=optimizer, seed=seed)
+        from ..store import open_store
+        from ..store.analyses import save_surface
+
+        from ..landscape import DIRECTIONS
+
+        if directions != "hessian":
+            DIRECTIONS.get(directions)  # a bad name fails now, before any training
+        st = open_store(store_path(store))
+        with progress(disable=json_out) as bar:
+            t = bar.add_task("train", total=train_steps if run is None else 1)
+            net, splits, loss_obj, parent = acquire_model(
+                st, run=run, data=data, data_opts=parse_options(data_opt), model=model,
+                model_opts=parse_options(model_opt), loss=loss, train_steps=train_steps, lr=lr, optimizer=optimizer,
+                seed=seed, progress_cb=lambda done, total: bar.update(t, completed=done))
+        loss_name = loss_obj.name
         d = getattr(splits, split, None) if split in ("train", "val", "test") else None
         if d is None:
             fail(f"--split must be train, val or test and present in dataset {data!r}; got {split!r}")
-        args = {"data": data, "data_opt": sorted(data_opt or []), "model": model, "model_opt": sorted(model_opt or []),
-                "loss": loss_name, "train_steps": train_steps, "lr": lr, "optimizer": optimizer,
+        args = {"run": parent, "loss": loss_name,
                 "directions": directions, "dim": dim, "resolution": resolution, "span": span,
                 "include_biases": include_biases, "orthogonalize": orthogonalize, "bn": bn, "split": split,
                 "dtype": dtype, "seed": seed}
-        key = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
-        root = store_path(store) / "surfaces"
-        ck = root / "partial" / f"{key}.npz"
+        # the partial-grid key names the measured parameters and the grid, not the run id, so rerunning an
+        # interrupted command (which retrains the same model bit for bit) resumes the same grid
+        from ..params import flatten_params
+
+        h = hashlib.sha256(json.dumps({k: v for k, v in args.items() if k != "run"}, sort_keys=True).encode())
+        h.update(flatten_params(net).double().numpy().tobytes())
+        key = h.hexdigest()[:16]
+        ck = st.path / "surfaces" / "partial" / f"{key}.npz"  # an interrupted grid resumes from here
         with progress(disable=json_out) as bar:
             task = bar.add_task("surface", total=resolution ** dim)
-            s = surface(net, d, loss=loss_name, directions=directions, dim=dim, resolution=resolution, span=span,
+            if directions == "hessian":  # the top-`dim` Hessian eigenvectors, by Lanczos
+                from ..landscape import hessian_directions
+
+                dirs = hessian_directions(net, d, loss_obj, k=dim, seed=seed)
+            else:
+                dirs = directions
+            s = surface(net, d, loss=loss_obj, directions=dirs, dim=dim, resolution=resolution, span=span,
                         seed=seed, include_biases=include_biases, orthogonalize=orthogonalize, bn=bn,
                         dtype=dtypes[dtype], device=device, checkpoint=ck,
                         progress=lambda done, total: bar.update(task, completed=done, total=total))
-        name = f"surface-{time.strftime('%Y%m%d-%H%M%S')}-{key[:8]}"
-        npz, js = s.save(root / name)
+        rid = save_surface(st, s, name=f"surface/{splits.name}/{split}", parent=parent,
+                           settings={k: v for k, v in args.items() if k != "run"})
         ck.unlink(missing_ok=True)
         result = s.to_dict()
-        result["saved"] = {"npz": str(npz), "json": str(js)}
+        result["run_id"], result["training_run"] = rid, parent
         result["command"] = args
         if json_out:
             emit_json(result)
@@ -130,4 +139,4 @@ def register(app: typer.Typer) -> None:
         center = s.loss[tuple(len(a) // 2 for a in s.axes)]
         console.print(f"loss at centre {float(center):.6g}; min {m['loss']:.6g} at {m['coords']}; "
                       f"max {float(s.loss.max()):.6g}")
-        console.print(f"saved {npz} and {js}")
+        console.print(f"stored as run {rid} (training run {parent}); see it with `losslab report {rid}`")

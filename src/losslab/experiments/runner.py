@@ -604,16 +604,13 @@ def _assemble_surface(store: RunStore, u: Unit, chunks: dict[int, dict], sid: st
     idx = np.concatenate([c["index"] for c in order])
     if not np.array_equal(idx, np.arange(coords.shape[0])):
         raise RuntimeError(f"surface chunks of {u.group} do not cover the grid exactly once")
+    from ..store.analyses import surface_arrays
+
     loss = np.concatenate([c["loss"] for c in order]).reshape(shape)
-    arrays = {f"axis{i}": ax for i, ax in enumerate(axes)}
-    arrays.update(loss=loss, base=order[0]["base"], directions=order[0]["directions"])
-    if "accuracy" in order[0]:
-        arrays["accuracy"] = np.concatenate([c["accuracy"] for c in order]).reshape(shape)
-    centre = tuple(len(x) // 2 for x in axes)
-    fin = np.isfinite(loss)
-    summary = {"loss_min": float(loss[fin].min()) if fin.any() else None,
-               "loss_max": float(loss[fin].max()) if fin.any() else None, "loss_centre": float(loss[centre]),
-               "points": int(loss.size), "chunks": u.n_chunks}
+    acc = np.concatenate([c["accuracy"] for c in order]).reshape(shape) if "accuracy" in order[0] else None
+    arrays, summary = surface_arrays(axes, loss, base=order[0]["base"], directions=order[0]["directions"],
+                                     accuracy=acc)
+    summary["chunks"] = u.n_chunks
     name = u.name.rsplit("[", 1)[0].rstrip("/")
     cfg = u.payload["config"]
     store.put_run(u.group, name=name, kind="surface", settings={**a, "lr": cfg["train"]["lr"], "sweep": u.payload["point"]},
