@@ -130,3 +130,14 @@ def test_nan_data_rejected():
     X = torch.tensor([[1.0], [float("nan")]])
     with pytest.raises(ValueError, match="NaN"):
         train(build("linear"), (X, torch.zeros(2, 1)), steps=2)
+
+
+def test_sharpness_tracking_on_the_seven_point_quadratic():
+    # the mse of a linear model is a quadratic: lambda_max is the same at every step, in closed form
+    t = train(build("linear", dtype=torch.float64), load("seven_points"), optimizer="momentum", lr=0.01, steps=30,
+              sharpness_every=10)
+    steps, lam = t.metrics["lambda_max"]
+    assert list(steps) == [0, 10, 20]
+    np.testing.assert_allclose(lam, seven_lambda_max(), rtol=1e-6)
+    np.testing.assert_allclose(t.metrics["two_over_lr"][1], 2 / 0.01)
+    np.testing.assert_allclose(t.metrics["two_one_plus_beta_over_lr"][1], 2 * 1.9 / 0.01)

@@ -155,6 +155,7 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
           input_noise: float = 0.0, early_stopping: int | None = None, restore_best: bool = True,
           eval_every: int = 10, snapshot_every: int = 10, max_snapshots: int = 500, divergence_factor: float = 1e6,
           grad_clip: float | None = None, callbacks: Iterable[tuple[int, Callback]] | None = None,
+          sharpness_every: int | None = None,
           device: str | torch.device | None = None, dtype: torch.dtype | None = None,
           progress: Callable[[int, int], None] | None = None) -> Trajectory:
     """Train a copy of ``model`` on ``data`` and return its Trajectory.
@@ -170,6 +171,9 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
     ``diverged`` and the step; it does not raise. Ctrl-C stops it with status ``interrupted``.
     ``callbacks``: (every, fn) pairs; ``fn(step, model, context) -> {metric: value}`` is recorded
     in ``metrics`` (e.g. lambda_max for the edge-of-stability view).
+    ``sharpness_every``: record lambda_max of the full training loss (Lanczos) every k steps, with
+    the stability thresholds 2/lr (and 2(1+beta)/lr for heavy-ball momentum) beside it, following
+    the optimizer's current learning rate (Cohen et al. 2021).
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -215,6 +219,13 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
     opt = make_optimizer(optimizer, params, lr=lr, generator=torch.Generator().manual_seed(int(seed) + 1), **opt_options)
     sched = make_schedule(schedule, opt, steps=steps, **(schedule_options or {}))
     cbs = [(int(k), fn) for k, fn in (callbacks or [])]
+    if sharpness_every is not None:
+        if sharpness_every < 1:
+            raise ValueError(f"sharpness_every must be >= 1, got {sharpness_every}")
+        from .hessian import sharpness_callback
+
+        cbs.append((int(sharpness_every), sharpness_callback(every=int(sharpness_every), data=train_data, loss=loss_fn,
+                                                             optimizer=opt, seed=seed)))
 
     settings = {"optimizer": optimizer, "lr": lr, "steps": steps, "batch_size": None if full_batch else bs, "seed": seed,
                 "loss": loss_fn.name, "loss_options": loss_fn.options, "optimizer_options": opt_options,
@@ -222,6 +233,7 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
                 "schedule_options": schedule_options or {}, "weight_decay": weight_decay, "input_noise": input_noise,
                 "early_stopping": early_stopping, "eval_every": eval_every, "snapshot_every": snapshot_every,
                 "max_snapshots": max_snapshots, "divergence_factor": divergence_factor, "grad_clip": grad_clip,
+                "sharpness_every": sharpness_every,
                 "n_train": n, "n_params": sum(p.numel() for p in params), "dtype": str(fdtype), "device": str(dev)}
 
     rec = {k: [] for k in ("steps", "train_loss", "grad_norm", "lr")}

@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         init: str = typer.Option("default", "--init", help="Initialization (default, xavier, kaiming, orthogonal, small)."),
         weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 penalty."),
         eval_every: int = typer.Option(10, "--eval-every", help="Evaluate the full-data loss every N steps."),
+        sharpness_every: Optional[int] = typer.Option(None, "--sharpness-every",
+                                                      help="Record lambda_max (with 2/lr) every N steps."),
         name: Optional[str] = typer.Option(None, "--name", help="Run name (default DATA-MODEL-OPTIMIZER)."),
         json_: bool = JsonOpt,
         store: Optional[Path] = StoreOpt,
@@ -55,7 +57,7 @@ def register(app: typer.Typer) -> None:
                 task = bar.add_task(f"train {run_name}", total=steps)
                 traj = train(net, splits, loss=loss, optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size,
                              seed=seed, optimizer_options=parse_options(opt_opt) or None, schedule=schedule,
-                             weight_decay=weight_decay, eval_every=eval_every,
+                             weight_decay=weight_decay, eval_every=eval_every, sharpness_every=sharpness_every,
                              progress=lambda done, total: bar.update(task, completed=done))
         except KeyboardInterrupt:  # before the first step (train() itself turns a Ctrl-C into status 'interrupted')
             st.finish(rid, status="interrupted", summary={}, message="interrupted before training started")
