@@ -33,8 +33,10 @@ OPTIMIZERS.register("adadelta", _torch(O.Adadelta, "Adadelta (torch.optim.Adadel
 OPTIMIZERS.register("rmsprop", _torch(O.RMSprop, "RMSprop (torch.optim.RMSprop)"))
 OPTIMIZERS.register("adam", _torch(O.Adam, "Adam (torch.optim.Adam)"))
 OPTIMIZERS.register("adamw", _torch(O.AdamW, "AdamW, decoupled weight decay (torch.optim.AdamW)"))
+# max_eval is set explicitly: torch's default (max_iter * 5 // 4 = 1 here) starves the line search,
+# and L-BFGS then never leaves its start on Rosenbrock.
 OPTIMIZERS.register("lbfgs", _torch(O.LBFGS, "L-BFGS with strong-Wolfe line search, one iteration per step (torch.optim.LBFGS)",
-                                    max_iter=1, line_search_fn="strong_wolfe", history_size=20))
+                                    max_iter=1, max_eval=25, line_search_fn="strong_wolfe", history_size=20))
 OPTIMIZERS.register("random_search", _torch(RandomSearch, "random search: keep a Gaussian perturbation if the loss falls"))
 OPTIMIZERS.register("langevin", _torch(Langevin, "Langevin dynamics: gradient step plus sqrt(2 lr/beta) Gaussian noise"))
 
