@@ -9,14 +9,6 @@ from losslab.data.splits import preprocess
 from losslab.registry import UnknownNameError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: intra-op threads only add synchronization; on a loaded 2-core machine
-    # they made the finite-difference loops ~30x slower. Restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 # name -> (options that keep it small, task, in_dim, out_dim, n_classes, example shape of X)
 BUILTIN = {

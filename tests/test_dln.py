@@ -6,8 +6,8 @@ import torch
 from losslab import models
 from losslab.dln.core import (DLN, Frobenius, LpRegression, Regression, as_weights, balanced_factorization, balancedness,
                               end_to_end, get_energy, invariants, random_init, saxe_init, weight_gradients,
-                              weights_from_model, whiten)
-from losslab.dln.entropy import entropy, entropy_by_gram, entropy_vandermonde, gram_logdet, orbit_generators
+                              whiten)
+from losslab.dln.entropy import entropy, entropy_by_gram, entropy_vandermonde, orbit_generators
 from losslab.dln.flow import end_to_end_flow, gradient_descent, gradient_flow, scalar_flow_closed_form
 from losslab.dln.operator import (end_to_end_operator, end_to_end_velocity, layerwise_velocity, operator_eigenvalues,
                                   operator_eigenvalues_closed_form, operator_matrix, psd_power)

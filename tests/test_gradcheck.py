@@ -17,14 +17,6 @@ from losslab.models import build
 from losslab.params import module_fingerprint, same_fingerprint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: intra-op threads only add synchronization; on a loaded 2-core machine
-    # they made the finite-difference loops ~30x slower. Restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 # Every model kind of the registry with data and a loss it fits. Small sizes keep it fast.
 CASES = [

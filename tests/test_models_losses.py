@@ -16,14 +16,6 @@ from losslab.models.nets import ACTIVATIONS
 from losslab.registry import UnknownNameError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: intra-op threads only add synchronization; on a loaded 2-core machine
-    # they made the finite-difference loops ~30x slower. Restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 # name -> (options, input shape, output shape)
 MODEL_CASES = {

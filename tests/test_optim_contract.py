@@ -9,7 +9,6 @@ cannot skip the contract.
 import math
 
 import pytest
-import torch
 
 from losslab.optim import OPTIMIZERS
 from losslab.phenomena.optimizers import ROSENBROCK_LR, Quadratic, Rosenbrock, rosenbrock_data
@@ -21,12 +20,6 @@ QUADRATIC_LR = {"gd": 0.1, "sgd": 0.1, "momentum": 0.02, "nesterov": 0.02, "adag
                 "rmsprop": 0.05, "adam": 0.1, "adamw": 0.1, "lbfgs": 0.5, "random_search": 0.2, "langevin": 0.05}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny problems: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(n)
 
 
 def test_tables_cover_the_registry():

@@ -2,7 +2,6 @@
 asserting its claim with numbers, plus independent references for the pieces they rest on,
 the storage round trip and the CLI."""
 import json
-import math
 
 import numpy as np
 import pytest
@@ -11,12 +10,6 @@ import torch
 from losslab.phenomena import EXPERIMENTS, run_experiment
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: threads only add overhead on a shared 2-core machine
-    yield
-    torch.set_num_threads(n)
 
 
 _cache: dict = {}

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from losslab.experiments import SpecError, load_default_spec, load_spec, spec_hash, validate_spec
+from losslab.experiments import SpecError, load_default_spec, load_spec, spec_hash
 
 GOOD = """
 name = "demo"

@@ -1,5 +1,4 @@
 """The run store: records, filters, compare, rm, studies, chunks, corrupt files, several writers."""
-import json
 import multiprocessing as mp
 import sqlite3
 

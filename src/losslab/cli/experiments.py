@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, fail, out, parse_options, store_path
+from ._common import JsonOpt, StoreOpt, console, emit_json, out, parse_options, store_path
 
 
 def _check_options(info, options: dict) -> None:

@@ -3,7 +3,6 @@ for the whole model or per layer. A thin layer over :mod:`losslab.hessian`."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +10,7 @@ import torch
 import typer
 from torch import nn
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, out, parse_options, store_path
+from ._common import JsonOpt, StoreOpt, emit_json, out, parse_options, store_path
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str, model_options: dict | None = None,

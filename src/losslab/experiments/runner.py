@@ -30,7 +30,7 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -208,7 +208,7 @@ def _train_unit(p: dict) -> dict:
 def _surface_chunk_unit(p: dict) -> dict:
     import torch
 
-    from ..landscape import evaluate_points, grid_axes
+    from ..landscape import evaluate_points
     from ..landscape.directions import resolve_directions
 
     t0 = time.perf_counter()

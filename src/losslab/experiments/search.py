@@ -16,12 +16,12 @@ from __future__ import annotations
 import inspect
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from torch import nn
 
-from ..data import Data, Splits, as_data, kfold
+from ..data import Splits, as_data, kfold
 
 
 def _grid(param_grid: dict[str, list]) -> list[dict]:

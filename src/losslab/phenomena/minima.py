@@ -12,7 +12,6 @@ different minima of nearly equal (test) loss, small nets in minima of widely var
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..figures import Figure, Series
 from .base import ExperimentResult, register

@@ -39,7 +39,6 @@ def run(*, quick: bool = False, seed: int = 0, toy_steps: int | None = None, cur
     from ..losses import get_loss
     from ..models import build
     from ..optim.second_order import model_loss_fn
-    from ..params import load_flat
     from ..train import train
     from .curves import curve_barrier, losses_along, single_thread, train_bezier
 
