@@ -14,14 +14,6 @@ from losslab.params import module_fingerprint, same_fingerprint
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny matrices: on a shared 2-core machine torch's thread pool makes each product ~100x
-    # slower than one thread; restore the caller's setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _data(task: str, n: int = 40, in_dim: int = 3, out_dim: int = 3, seed: int = 0):
@@ -239,3 +231,40 @@ def test_clear_errors():
     frozen = _model("tanh").requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         hessian_operator(frozen, (X, y), "mse")
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_cached_graph_fast_path_matches_reference_and_uncached(loss):
+    # the full-batch fast path: the gradient graph is built once (create_graph=True) and every
+    # product is one autograd.grad(g, theta, grad_outputs=v, retain_graph=True); it must agree
+    # with the uncached path, with forward-over-reverse and with the independent reference
+    X, y = _data(loss, seed=3)
+    model = _model("tanh", hidden=(6, 4))
+    H = reference_hessian(model, X, y, loss)
+    V = torch.randn(H.shape[0], 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    cached = hessian_operator(model, (X, y), loss)
+    uncached = hessian_operator(model, (X, y), loss, cache_graph=False)
+    f_o_r = hessian_operator(model, (X, y), loss, method="forward_over_reverse")
+    first = cached.matvec(V[:, 0])
+    assert len(cached._cache) == 1  # one batch -> one retained graph
+    for j in range(4):
+        hv = cached.matvec(V[:, j])
+        # float64 round-off only (see test_hvp_matches_reference_with_batches)
+        torch.testing.assert_close(hv, H @ V[:, j], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(hv, uncached.matvec(V[:, j]), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(hv, f_o_r.matvec(V[:, j]), rtol=1e-10, atol=1e-12)
+    assert torch.equal(cached.matvec(V[:, 0]), first)  # the retained graph is reused unchanged
+    assert uncached._cache == {} and cached.n_products == 6
+
+
+def test_float32_fast_path_within_float32_roundoff():
+    X, y = _data("cross_entropy", seed=4)
+    model = _model("tanh", hidden=(8,))
+    H = reference_hessian(model, X, y, "cross_entropy")
+    op = hessian_operator(model, (X.float(), y), "cross_entropy", dtype=torch.float32)
+    v = torch.randn(op.size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    hv = op.matvec(v)
+    assert hv.dtype == torch.float32 and hv.shape == (op.size,)
+    # float32: eps ~ 6e-8; a few hundred flops per entry -> 1e-4 relative to ||H v|| is generous
+    err = float((hv.double() - H @ v).norm() / (H @ v).norm())
+    assert err < 1e-4

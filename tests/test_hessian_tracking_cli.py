@@ -16,12 +16,6 @@ from losslab.models import build
 from losslab.params import module_fingerprint, same_fingerprint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _moons_mlp(seed=0):

@@ -28,6 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..registry import Registry
@@ -94,6 +95,18 @@ def _tridiag(alphas: list[float], betas: list[float]) -> torch.Tensor:
     return T
 
 
+def _tridiag_np(alphas: list[float], betas: list[float]) -> np.ndarray:
+    """T_m as a float64 numpy array (the stopping test runs every step: numpy is ~10x cheaper
+    than torch for a matrix this small)."""
+    m = len(alphas)
+    T = np.zeros((m, m))
+    T.flat[:: m + 1] = alphas
+    if m > 1:
+        T.flat[1 :: m + 1] = betas[: m - 1]
+        T.flat[m :: m + 1] = betas[: m - 1]
+    return T
+
+
 def lanczos_iterate(op, v0: torch.Tensor, m: int, *, gen: torch.Generator, stop=None):
     """Run up to ``m`` Lanczos steps with full reorthogonalization from ``v0``.
 
@@ -101,56 +114,65 @@ def lanczos_iterate(op, v0: torch.Tensor, m: int, *, gen: torch.Generator, stop=
     beta_last is the residual norm after the last step. On an exact invariant subspace
     (breakdown) a fresh random vector orthogonal to Q continues with a zero coupling, so Ritz
     values stay exact. ``stop(alphas, betas, beta_last) -> bool`` may end early.
+
+    The basis is stored row-wise (j, P) so that Q_j = rows[:j] is one contiguous block and each
+    reorthogonalization pass is two matrix-vector products (classical Gram-Schmidt, done twice).
     """
     P = op.size
     m = min(int(m), P)
-    Q = torch.zeros(P, m, dtype=op.dtype, device=v0.device)
-    Q[:, 0] = v0 / torch.linalg.vector_norm(v0)
+    rows = torch.empty(m, P, dtype=op.dtype, device=v0.device)  # row i = Lanczos vector q_{i+1}
+    rows[0] = v0 / torch.linalg.vector_norm(v0)
     alphas: list[float] = []
     betas: list[float] = []
     beta_prev = 0.0
     scale = 0.0
     for j in range(m):
-        q = Q[:, j]
-        w = op.matvec(q)
-        alpha = float(torch.dot(q, w))
+        Qj = rows[: j + 1]
+        w = op.matvec(rows[j])
+        # w <- (I - Q_j Q_j^T) w twice (classical Gram-Schmidt, "twice is enough"); the first
+        # pass's coefficient on q_j is alpha_j = q_j^T H q_j, and it also removes the
+        # beta_{j-1} q_{j-1} term of the three-term recurrence. addmv returns a new tensor, so
+        # an operator output that aliases its input is never overwritten.
+        h = Qj @ w
+        alpha = float(h[j])
         alphas.append(alpha)
-        w = w - alpha * q
-        if j > 0:
-            w = w - beta_prev * Q[:, j - 1]
-        for _ in range(2):  # full reorthogonalization, twice
-            w = w - Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
+        w = torch.addmv(w, Qj.T, h, alpha=-1)
+        w = torch.addmv(w, Qj.T, Qj @ w, alpha=-1)
         beta = float(torch.linalg.vector_norm(w))
         scale = max(scale, abs(alpha) + beta + beta_prev)
         if stop is not None and stop(alphas, betas, beta):
-            return Q[:, : j + 1], alphas, betas, beta
+            return rows[: j + 1].T, alphas, betas, beta
         if j + 1 == m:
-            return Q, alphas, betas, beta
+            return rows.T, alphas, betas, beta
         if beta <= 1e-12 * max(scale, 1e-300):  # invariant subspace: restart orthogonally
             w = torch.randn(P, generator=gen, dtype=op.dtype).to(v0.device)
             for _ in range(2):
-                w = w - Q[:, : j + 1] @ (Q[:, : j + 1].T @ w)
-            Q[:, j + 1] = w / torch.linalg.vector_norm(w)
+                w = torch.addmv(w, Qj.T, Qj @ w, alpha=-1)
+            rows[j + 1] = w / torch.linalg.vector_norm(w)
             betas.append(0.0)
             beta_prev = 0.0
         else:
-            Q[:, j + 1] = w / beta
+            rows[j + 1].copy_(w).div_(beta)
             betas.append(beta)
             beta_prev = beta
-    return Q, alphas, betas, 0.0  # pragma: no cover
+    return rows.T, alphas, betas, 0.0  # pragma: no cover
 
 
-def _wanted(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
-    m = theta.shape[0]
-    return torch.arange(m - 1, m - 1 - k, -1) if which == "largest" else torch.arange(k)
+def _wanted(m: int, k: int, which: str) -> np.ndarray:
+    return np.arange(m - 1, m - 1 - k, -1) if which == "largest" else np.arange(k)
 
 
-def _bounds(theta: torch.Tensor, Y: torch.Tensor, beta: float, idx: torch.Tensor):
-    res = (beta * Y[-1, idx].abs()).tolist()
-    bounds = []
-    for r, i in zip(res, idx.tolist()):
-        others = torch.cat([theta[:i], theta[i + 1:]])
-        gap = float((others - theta[i]).abs().min()) if others.numel() else float("inf")
+def _bounds(theta: np.ndarray, Y: np.ndarray, beta: float, idx: np.ndarray):
+    """Residual norms beta |e_m^T y_i| (GVL eq. 10.1.8) and error bounds min(r, r^2/gap)
+    (Kahan-Parlett-Jiang) of the Ritz pairs ``idx`` of T_m = Y diag(theta) Y^T, with gap the
+    distance to the nearest other Ritz value."""
+    th = theta.tolist()  # plain floats: m <= a few hundred, and numpy's per-call cost dominates
+    last = Y[-1].tolist()
+    res, bounds = [], []
+    for i in idx.tolist():
+        r = beta * abs(last[i])
+        gap = min((abs(t - th[i]) for j, t in enumerate(th) if j != i), default=float("inf"))
+        res.append(r)
         bounds.append(min(r, r * r / gap) if gap > 0 else r)
     return res, bounds
 
@@ -191,10 +213,10 @@ def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_it
         m = len(alphas)
         if m < k:
             return False
-        theta, Y = torch.linalg.eigh(_tridiag(alphas, betas))
-        idx = _wanted(theta, k, which)
+        theta, Y = np.linalg.eigh(_tridiag_np(alphas, betas))
+        idx = _wanted(m, k, which)
         wanted = theta[idx]
-        scale = float(theta.abs().max()) or 1.0
+        scale = float(np.abs(theta).max()) or 1.0
         if m == P:  # the whole space: Ritz values are the eigenvalues
             state["ok"] = True
             return True
@@ -202,19 +224,19 @@ def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_it
         # orthogonally, which is how repeated eigenvalues are found)
         _, bnd = _bounds(theta, Y, beta, idx)
         prev = state["prev"]
-        moved = float("inf") if prev is None else float((wanted - prev).abs().max())
+        moved = float("inf") if prev is None else float(np.abs(wanted - prev).max())
         state["prev"] = wanted
         state["ok"] = max(bnd) <= tol * scale and moved <= tol * scale
         return state["ok"]
 
     Q, alphas, betas, beta = lanczos_iterate(op, start, m_max, gen=gen, stop=stop)
-    theta, Y = torch.linalg.eigh(_tridiag(alphas, betas))
+    theta, Y = np.linalg.eigh(_tridiag_np(alphas, betas))
     kk = min(k, theta.shape[0])
-    idx = _wanted(theta, kk, which)
+    idx = _wanted(theta.shape[0], kk, which)
     res, bnd = _bounds(theta, Y, beta, idx)
     converged = bool(state["ok"])
-    vals = theta[idx].to(op.dtype)
-    vecs = (Q @ Y[:, idx].to(Q.dtype)) if vectors else None
+    vals = torch.from_numpy(np.ascontiguousarray(theta[idx])).to(op.dtype)
+    vecs = (Q @ torch.from_numpy(np.ascontiguousarray(Y[:, idx])).to(dtype=Q.dtype, device=Q.device)) if vectors else None
     msg = "converged" if converged else (f"not converged after {len(alphas)} Lanczos steps: error bounds "
                                          f"{[f'{b:.2e}' for b in bnd]} vs tol {tol:g} x scale; raise max_iter or tol")
     report = ConvergenceReport("lanczos", converged, len(alphas), getattr(op, "n_products", 0) - n0, tol,

@@ -137,11 +137,15 @@ class HessianOperator:
         self.cache_graph = (len(self._batches) == 1) if cache_graph is None else bool(cache_graph)
         self._cache: dict[int, tuple] = {}
         self.n_products = 0
+        # the layout, computed once (ParamSpec recomputes numels on every access)
+        self._numels = self.spec.numels
+        self._shapes = self.spec.shapes
+        self._size = sum(self._numels)
 
     # -- basic properties -------------------------------------------------------------------
     @property
     def size(self) -> int:
-        return self.spec.size
+        return self._size
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -205,10 +209,17 @@ class HessianOperator:
         """H v for one flat vector v (P,)."""
         v = self._check(v, batched=False)
         self.n_products += 1
+        if self.kind == "hessian" and self.method == "double_backward":
+            vs = self._split(v)
+            out = None
+            for b, (X, y) in enumerate(self._batches):
+                hv = self._double_backward(b, X, y, vs)
+                out = hv if out is None else out.add_(hv)
+            return out
         out = torch.zeros(self.size, dtype=self.dtype, device=self.device)
         vd = self.spec.unflatten(v)
-        for b, (X, y) in enumerate(self._batches):
-            out += self._product(b, X, y, vd)
+        for X, y in self._batches:
+            out += self.spec.flatten(self._product_func(X, y, vd))
         return out
 
     __call__ = matvec
@@ -232,32 +243,41 @@ class HessianOperator:
             out += vmap(fn, randomness="same")(Vd).T
         return out
 
-    def _product(self, b: int, X, y, vd: dict) -> torch.Tensor:
-        if self.kind == "hessian" and self.method == "double_backward":
-            return self._double_backward(b, X, y, vd)
-        return self.spec.flatten(self._product_func(X, y, vd))
+    def _split(self, v: torch.Tensor) -> list[torch.Tensor]:
+        """Flat (P,) -> list of views shaped like the block's parameters (no copies)."""
+        return [c.view(s) for c, s in zip(v.split(self._numels), self._shapes)]
 
-    def _double_backward(self, b: int, X, y, vd: dict) -> torch.Tensor:
+    def _gradient_graph(self, b: int, X, y):
+        """(leaves, g, live): leaf copies of the block, the gradient of batch b's loss term built
+        with ``create_graph=True``, and the indices i whose g[i] depends on the parameters.
+        Cached per batch when ``cache_graph`` (the default for one batch), so every further
+        product is a single backward pass through the retained graph (as in PyHessian)."""
         if self.cache_graph and b in self._cache:
-            leaves, g = self._cache[b]
-        else:
-            leaves = {n: t.detach().clone().requires_grad_(True) for n, t in self._params.items()}
-            with torch.enable_grad():
-                L = self._batch_loss(leaves, X, y)
-                if L.requires_grad:
-                    g = torch.autograd.grad(L, list(leaves.values()), create_graph=True, allow_unused=True)
-                else:
-                    g = (None,) * len(leaves)
-            if self.cache_graph:
-                self._cache[b] = (leaves, g)
+            return self._cache[b]
+        leaves = [t.detach().clone().requires_grad_(True) for t in self._params.values()]
         with torch.enable_grad():
-            terms = [(gi * vd[n]).sum() for n, gi in zip(leaves, g) if gi is not None and gi.requires_grad]
-            if not terms:  # the gradient does not depend on the parameters: zero curvature
-                return torch.zeros(self.size, dtype=self.dtype, device=self.device)
-            dot = torch.stack(terms).sum()
-            hv = torch.autograd.grad(dot, list(leaves.values()), retain_graph=self.cache_graph, allow_unused=True)
+            L = self._batch_loss(dict(zip(self._params, leaves)), X, y)
+            if L.requires_grad:
+                g = torch.autograd.grad(L, leaves, create_graph=True, allow_unused=True)
+            else:
+                g = (None,) * len(leaves)
+        live = [i for i, gi in enumerate(g) if gi is not None and gi.requires_grad]
+        entry = (leaves, g, live)
+        if self.cache_graph:
+            self._cache[b] = entry
+        return entry
+
+    def _double_backward(self, b: int, X, y, vs: list[torch.Tensor]) -> torch.Tensor:
+        """Batch b's term of H v: d/dtheta <g(theta), v> = autograd.grad(g, theta, grad_outputs=v)
+        (Pearlmutter 1994), v given as per-parameter views ``vs``."""
+        leaves, g, live = self._gradient_graph(b, X, y)
+        if not live:  # the gradient does not depend on the parameters: zero curvature
+            return torch.zeros(self.size, dtype=self.dtype, device=self.device)
+        with torch.enable_grad():
+            hv = torch.autograd.grad([g[i] for i in live], leaves, grad_outputs=[vs[i] for i in live],
+                                     retain_graph=self.cache_graph, allow_unused=True)
         return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
-                          for h, p in zip(hv, leaves.values())])
+                          for h, p in zip(hv, leaves)])
 
     def _product_func(self, X, y, vd: dict) -> dict[str, torch.Tensor]:
         from torch.func import grad, jvp, vjp

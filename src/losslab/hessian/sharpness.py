@@ -116,27 +116,6 @@ def epsilon_sharpness(model: nn.Module, data, loss: str | Loss, *, epsilon: floa
                             int(maxiter))
 
 
-def _filter_normalized_direction(params: dict[str, torch.Tensor], gen: torch.Generator, *,
-                                 include_1d: bool = False) -> dict[str, torch.Tensor]:
-    """One random filter-normalized direction (Li et al. 2018; definition in DESIGN.md).
-
-    Private copy: ``losslab.landscape.directions`` has the public one (to be deduplicated).
-    """
-    out = {}
-    for n, p in params.items():
-        d = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(dtype=p.dtype, device=p.device)
-        if p.dim() > 1:
-            pn = p.reshape(p.shape[0], -1).norm(dim=1)
-            dn = d.reshape(d.shape[0], -1).norm(dim=1)
-            d = d * (pn / (dn + 1e-10)).reshape(-1, *([1] * (p.dim() - 1)))
-        elif include_1d:
-            d = d * (p.norm() / (d.norm() + 1e-10))
-        else:
-            d = torch.zeros_like(p)
-        out[n] = d
-    return out
-
-
 @dataclass(frozen=True)
 class LossRise:
     """Mean loss rise at each radius along random filter-normalized directions."""
@@ -162,9 +141,11 @@ def loss_rise(model: nn.Module, data, loss: str | Loss, *, radius: float | list[
     gen = _generator(seed)
     base = op.loss_at()
     theta = op.theta
+    from ..landscape.directions import filter_normalized  # Li et al. 2018 (definition in DESIGN.md)
+
     rises = torch.zeros(n_directions, len(radii), dtype=torch.float64)
     for i in range(n_directions):
-        d = op.spec.flatten(_filter_normalized_direction(op.params, gen, include_1d=include_1d))
+        d = op.spec.flatten(filter_normalized(op.params, gen, include_biases=include_1d))
         for j, r in enumerate(radii):
             rises[i, j] = op.loss_at(theta + r * d) - base
     mean = rises.mean(0)
