@@ -13,7 +13,9 @@ timed and the time multiplied by (rows in the grid / rows timed); the table says
 loss-landscapes has no row subset: on such cases its random_plane is timed on a smaller
 steps x steps grid and its per-point time multiplied by the full point count (also stated).
 
-Run:  python benchmarks/surface.py [--quick] [--device cuda] [--full] [--markdown out.md]
+All methods run in this one process with the same torch thread count (printed; --threads sets it).
+
+Run:  python benchmarks/surface.py [--quick] [--device cuda] [--full] [--threads N] [--json]
 """
 from __future__ import annotations
 
@@ -149,6 +151,7 @@ def run_case(name, device, args):
     rec["losslab_s"] = t_ll * scale
     rec["losslab_chunk"] = ev.chunk_size
     rec["losslab_affine"] = ev.affine is not None
+    rec["losslab_fast_path"] = ev.fast is not None
     ev2 = Evaluator(model, (X, y), "cross_entropy", base, dirs, device=device, affine=False)
     ev2.run_chunked(coords[: min(M, 64)])
     t_gen, (l_gen, _) = timed(lambda: ev2.run_chunked(sub), device, reps)
@@ -187,7 +190,11 @@ def main(argv=None):
     p.add_argument("--cases", default="a,b")
     p.add_argument("--skip-loss-landscapes", action="store_true")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads for ALL methods (default: torch's default, every core)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # one setting for losslab, the loop and loss-landscapes alike
     device = torch.device(args.device)
     rate = matmul_rate(device)
     info = {"device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
@@ -220,7 +227,8 @@ def main(argv=None):
                   f"loss-landscapes on a {r.get('loss_landscapes_grid')} grid; times scaled to the full {r['grid']} grid.")
         elif r.get("loss_landscapes_grid") and r["loss_landscapes_grid"] != r["grid"]:
             print(f"case {r['case']}: loss-landscapes timed on {r['loss_landscapes_grid']}, scaled.")
-        print(f"case {r['case']}: losslab chunk {r['losslab_chunk']} points, first-layer affine {r['losslab_affine']}")
+        print(f"case {r['case']}: losslab chunk {r['losslab_chunk']} points, MLP fast path {r['losslab_fast_path']}, "
+              f"first-layer affine {r['losslab_affine']}")
 
 
 if __name__ == "__main__":

@@ -297,7 +297,12 @@ def test_interpolation_and_barrier(digits):
     np.testing.assert_allclose(it.loss, ref, rtol=RTOL32)
     inside = [i for i, al in enumerate(it.alphas) if 0 <= al <= 1]
     want = max(ref[i] for i in inside) - (ref[1] + ref[4]) / 2
-    assert it.barrier.height == pytest.approx(want, rel=1e-9)
+    # the barrier formula, exactly, on the evaluated losses
+    got = max(it.loss[i] for i in inside) - (it.loss[1] + it.loss[4]) / 2
+    assert it.barrier.height == pytest.approx(got, rel=1e-12)
+    # against the reference: the barrier is a difference of losses, so its error is bounded by the
+    # losses' (rtol RTOL32 each, float32 rounding), not relative to the small barrier itself
+    assert it.barrier.height == pytest.approx(want, abs=2 * RTOL32 * max(ref))
     bb = barrier(a, b, (X, y), loss="cross_entropy", resolution=5)
     assert bb.loss_a == pytest.approx(ref[1], rel=RTOL32) and bb.loss_b == pytest.approx(ref[4], rel=RTOL32)
     assert "max" in bb.definition
@@ -479,3 +484,79 @@ def test_affine_path_with_batchnorm_mlp_in_eval_mode(digits):
     d = random_directions(m, kind="filter", k=2, seed=0)
     ref_l, _ = reference_losses(m, X, y, "cross_entropy", d.base, d.vectors, grid_coords(3))
     np.testing.assert_allclose(s.loss.ravel(), ref_l, rtol=RTOL32)
+
+
+# --- the MLP fast path (Linear + elementwise modules; linear in the coordinates at both ends) ---
+
+@pytest.mark.parametrize("net_fn, loss", [
+    # two tanh layers: the tanh -> sigmoid fold on a first, a middle (bmm) and into the last layer
+    (lambda: build("mlp", in_dim=64, hidden=[24, 16], out_dim=10, activation="tanh", seed=3), "cross_entropy"),
+    # relu + dropout (eval: identity), no biases
+    (lambda: build("mlp", in_dim=64, hidden=[16, 12], out_dim=10, activation="relu", dropout=0.3, bias=False,
+                   seed=4), "cross_entropy"),
+    # a Sequential ending in an activation, a tanh with no Linear after it (not folded), hinge loss (unfused)
+    (lambda: nn.Sequential(nn.Linear(64, 8), nn.Tanh(), nn.Linear(8, 10), nn.Tanh()), "hinge"),
+    # a single Linear layer (first = last layer)
+    (lambda: nn.Sequential(nn.Linear(64, 10)), "cross_entropy"),
+])
+def test_mlp_fast_path_equals_reference(digits, net_fn, loss):
+    X, y = digits
+    torch.manual_seed(5)
+    net = net_fn()
+    fp = module_fingerprint(net)
+    d = random_directions(net, kind="filter", k=2, seed=0, include_biases=True)
+    C = grid_coords(4, span=1.5)
+    ev = Evaluator(net, (X, y), loss, d.base, d.vectors, chunk_size=5)
+    assert ev.fast is not None
+    l, a = ev.run_chunked(C)
+    ref_l, ref_a = reference_losses(net, X, y, loss, d.base, d.vectors, C)
+    np.testing.assert_allclose(l.numpy(), ref_l, rtol=RTOL32)  # float32 rounding of reordered sums
+    np.testing.assert_allclose(a.numpy(), ref_a, atol=1e-6)  # counts / 300: exact
+    # float64: the algebra (tanh = 2 sigmoid(2x) - 1, the split last layer, fused CE) is exact
+    ev64 = Evaluator(net, (X, y), loss, d.base, d.vectors, chunk_size=5, dtype=torch.float64)
+    l64, _ = ev64.run_chunked(C)
+    ref64, _ = reference_losses(net.double(), X.double(), y, loss, d.base.double(), d.vectors.double(), C)
+    net.float()
+    np.testing.assert_allclose(l64.numpy(), ref64, rtol=1e-12)
+    assert same_fingerprint(fp, module_fingerprint(net))
+
+
+def test_mlp_fast_path_regression_and_generic_agree(digits):
+    X, _ = digits
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 16), nn.SiLU(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3))
+    y = torch.randn(X.shape[0], 3)
+    d = random_directions(net, kind="layer", k=2, seed=1)
+    C = grid_coords(3)
+    fast = Evaluator(net, (X, y), "mse", d.base, d.vectors)
+    generic = Evaluator(net, (X, y), "mse", d.base, d.vectors, affine=False)
+    assert fast.fast is not None and generic.fast is None
+    lf, af = fast.run_chunked(C)
+    lg, _ = generic.run_chunked(C)
+    ref, _ = reference_losses(net, X, y, "mse", d.base, d.vectors, C)
+    assert af is None
+    np.testing.assert_allclose(lf.numpy(), ref, rtol=RTOL32)
+    np.testing.assert_allclose(lg.numpy(), ref, rtol=RTOL32)
+
+
+def test_fused_cross_entropy_accuracy_with_tied_logits(digits):
+    """All logits exactly equal (zero last layer, zero direction there): argmax is the first
+    class, so accuracy = fraction of label 0; the fused loss is log(10)."""
+    X, y = digits
+    net = build("mlp", in_dim=64, hidden=[8], out_dim=10, activation="tanh", seed=0)
+    with torch.no_grad():
+        net.net[-1].weight.zero_()
+        net.net[-1].bias.zero_()
+    d = random_directions(net, kind="filter", k=2, seed=0)  # filter: zero rows stay zero
+    s = surface(net, (X, y), loss="cross_entropy", resolution=3, directions=d)
+    np.testing.assert_allclose(s.accuracy, float((y == 0).float().mean()), atol=1e-7)
+    np.testing.assert_allclose(s.loss, np.log(10.0), rtol=1e-6)
+
+
+def test_fast_path_not_used_for_other_modules(digits):
+    X, y = digits
+    m = mlp(batch_norm=True, hidden=[8])
+    d = random_directions(m, kind="filter", k=2, seed=0)
+    assert Evaluator(m, (X, y), "cross_entropy", d.base, d.vectors).fast is None  # BatchNorm: first-layer path
+    assert Evaluator(mlp(), (X, y), "cross_entropy", random_directions(mlp(), kind="filter", k=2, seed=0).base,
+                     random_directions(mlp(), kind="filter", k=2, seed=0).vectors, strategy="loop").fast is None

@@ -149,6 +149,129 @@ class _Affine:
         return name[len(self.prefix):]
 
 
+# elementwise modules the MLP fast path applies as they are (Dropout: the template is in eval mode)
+_ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.LeakyReLU, nn.Softplus, nn.Identity,
+                nn.Dropout)
+_INPLACE = {nn.Tanh: torch.Tensor.tanh_, nn.ReLU: torch.Tensor.relu_, nn.Sigmoid: torch.Tensor.sigmoid_}
+FAST_CPU_CHUNK_BYTES = 8 * 2 ** 20  # widest hidden activation of one chunk on a CPU (tuned: benchmarks/results/surface.md)
+
+
+class _MLPFast:
+    """Fast path for nn.Sequential / losslab MLP made only of nn.Linear and elementwise modules.
+
+    With theta(c) = base + sum_j c_j d_j and, per Linear layer, W(c) = W0 + sum_j c_j D_j,
+    b(c) = b0 + sum_j c_j e_j (c_0 := 1, Caug = [1, c]):
+
+    - first Linear (input X shared by all points): pre-activations of a chunk of M points are
+      ``Caug (M, 1+k) @ Z (1+k, N h)`` with ``Z = [X W0^T + b0; X D_j^T + e_j]`` computed once per
+      data batch: one GEMM with K = 1+k, then the activation in place;
+    - middle Linear layers: per-point weights ``Caug @ [W0; D_j]`` (M, out, in) and one ``baddbmm``;
+    - last Linear layer (linear in the coordinates again): ``G = H (M N, in) @ [W0; D_j]^T`` (one
+      big GEMM, (1+k) out columns) and ``logits_m = sum_j Caug[m, j] G_j + b(c_m)``;
+    - cross-entropy (registry loss, no options) fused: ``logsumexp(logits) - logits[y]``, summed
+      per point; other losses use ``Loss.per_example`` on the (M N, C) outputs.
+    The same numbers as a per-point forward up to float rounding (tested against a per-point
+    loop at rtol 1e-5 in float32)."""
+
+    def __init__(self, pre: Callable, layers: list, names: list):
+        self.pre, self.layers, self.names = pre, layers, names
+
+    @staticmethod
+    def plan(template: nn.Module, spec: ParamSpec) -> "_MLPFast | None":
+        from ..models.nets import MLP
+
+        if type(template) is MLP:
+            seq, prefix, pre = template.net, "net.", (lambda x: x.reshape(x.shape[0], -1))
+        elif type(template) is nn.Sequential:
+            seq, prefix, pre = template, "", (lambda x: x)
+        else:
+            return None
+        trainable = set(spec.names)
+        layers, n_lin = [], 0
+        for key, mod in seq._modules.items():
+            if type(mod) is nn.Linear:
+                w, b = f"{prefix}{key}.weight", (f"{prefix}{key}.bias" if mod.bias is not None else None)
+                if w not in trainable or (b is not None and b not in trainable):
+                    return None
+                layers.append(("linear", w, b))
+                n_lin += 1
+            elif type(mod) in _ELEMENTWISE:
+                if type(mod) is nn.Dropout or type(mod) is nn.Identity:
+                    continue  # eval mode: identity
+                layers.append(("act", mod, _INPLACE.get(type(mod))))
+            else:
+                return None
+        if n_lin == 0 or layers[0][0] != "linear":
+            return None
+        # Linear -> Tanh -> Linear: tanh(x) = 2 sigmoid(2 x) - 1 (exact identity); the factors fold into
+        # the two Linear layers (see prepare), leaving one in-place sigmoid (about 3x cheaper than tanh on CPUs)
+        for i in range(1, len(layers) - 1):
+            if layers[i][0] == "act" and type(layers[i][1]) is nn.Tanh and layers[i - 1][0] == "linear" \
+                    and layers[i + 1][0] == "linear":
+                layers[i] = ("tanh_fold", layers[i][1], torch.Tensor.sigmoid_)
+        return _MLPFast(pre, layers, [n for n in spec.names])
+
+    def prepare(self, spec: ParamSpec, base: torch.Tensor, dirs: torch.Tensor) -> list:
+        """Per Linear layer: stacked weights (1+k, out, in) and biases (1+k, out) or None."""
+        P, D = spec.unflatten(base), spec.unflatten(dirs)
+        out = []
+        for kind, w, b in self.layers:
+            if kind != "linear":
+                out.append(None)
+                continue
+            W = torch.cat([P[w].unsqueeze(0), D[w]], 0).contiguous()
+            B = torch.cat([P[b].unsqueeze(0), D[b]], 0).contiguous() if b is not None else None
+            out.append((W, B))
+        for i, (kind, _, _) in enumerate(self.layers):
+            if kind == "tanh_fold":
+                # previous layer outputs 2x (exact: a power of two); next layer sees s = sigmoid(2x) = (tanh(x)+1)/2,
+                # so W tanh + B = (2 W) s + (B - W 1); all stacks stay linear in the coordinates
+                W, B = out[i - 1]
+                out[i - 1] = (W * 2, None if B is None else B * 2)
+                W, B = out[i + 1]
+                out[i + 1] = (W * 2, (0 if B is None else B) - W.sum(2))
+        return out
+
+    def first(self, X, stacks) -> torch.Tensor:
+        """Z (1+k, N * h) for one data batch."""
+        W, B = stacks[0]
+        Xf = self.pre(X)
+        Z = torch.matmul(Xf.unsqueeze(0), W.transpose(1, 2))  # (1+k, N, h)
+        if B is not None:
+            Z += B.unsqueeze(1)
+        return Z.reshape(W.shape[0], -1)
+
+    def forward(self, caug: torch.Tensor, Z: torch.Tensor, stacks, n: int) -> torch.Tensor:
+        """Outputs (M, N, C) of the M points with augmented coordinates caug (M, 1+k)."""
+        m = caug.shape[0]
+        H = torch.mm(caug, Z).reshape(m, n, -1)  # first Linear, all points in one GEMM
+        last = max(i for i, l in enumerate(self.layers) if l[0] == "linear")
+        for i in range(1, len(self.layers)):
+            kind, a, b = self.layers[i]
+            if kind != "linear":
+                H = b(H) if b is not None else a(H)
+                continue
+            W, B = stacks[i]  # (1+k, out, in), (1+k, out)
+            j1, d_out, d_in = W.shape
+            if i == last:
+                G = torch.mm(H.reshape(m * n, d_in), W.reshape(j1 * d_out, d_in).T).reshape(m, n, j1, d_out)
+                if B is None:
+                    out = G[:, :, 0].clone()
+                else:  # per-point bias b(c_m) = caug_m @ B, then the coordinate-weighted sum of the GEMM blocks
+                    out = torch.add(G[:, :, 0], torch.mm(caug, B).reshape(m, 1, d_out))
+                for j in range(1, j1):
+                    out.addcmul_(G[:, :, j], caug[:, j].reshape(m, 1, 1))
+                H = out
+            else:
+                Wm = torch.mm(caug, W.reshape(j1, -1)).reshape(m, d_out, d_in)
+                if B is not None:
+                    Bm = torch.mm(caug, B).reshape(m, 1, d_out)
+                    H = torch.baddbmm(Bm, H, Wm.transpose(1, 2))
+                else:
+                    H = torch.bmm(H, Wm.transpose(1, 2))
+        return H
+
+
 class Evaluator:
     """Prepared state for evaluating many chunks of points of one (model, data, loss, plane).
 
@@ -216,7 +339,15 @@ class Evaluator:
         if affine is True and self.affine is None:
             raise ValueError("affine=True needs an nn.Sequential (or losslab MLP) whose first module is a trainable "
                              "nn.Linear, and bn='eval'")
-        self._z_cache: dict[int, tuple] = {}
+        # the MLP fast path (Linear + elementwise modules): used unless affine=False or strategy="loop"
+        self.fast = None
+        if affine is not False and bn == "eval" and strategy != "loop":
+            self.fast = _MLPFast.plan(self.template, self.spec)
+        self._fast_stacks: list | None = None
+        # fused cross-entropy only for the registry's own loss (no options): same formula as F.cross_entropy
+        self._fused_ce = (self.loss.name == "cross_entropy" and not self.loss.options
+                          and getattr(self.loss.per_example, "__module__", None) == get_loss.__module__)
+        self._z_cache: dict = {}
         self._prepared: tuple | None = None
         self._probe_bytes: float | None = None
         self.chunk_size = chunk_size
@@ -283,7 +414,13 @@ class Evaluator:
             batch_n = int(X.shape[0])
         per_point = per_example * batch_n + self.spec.size * self.dirs.element_size() * 2
         size = int(self.memory_budget // per_point)
-        if self.device.type == "cpu":
+        if self.fast is not None and self.device.type == "cpu":
+            # the fast path's widest intermediate: a hidden layer (N, h) or the last GEMM (N, (1+k) C);
+            # chunks of about FAST_CPU_CHUNK_BYTES of it (cache-sized; see benchmarks/results/surface.md)
+            lin = [st[0] for st in self._fast_prepare() if st is not None]  # (1+k, out, in) per Linear
+            widest = max([W.shape[1] for W in lin[:-1]] + [lin[-1].shape[0] * lin[-1].shape[1]])
+            size = min(size, int(FAST_CPU_CHUNK_BYTES // (batch_n * widest * self.dirs.element_size())))
+        elif self.device.type == "cpu":
             # on a CPU the evaluation is bound by memory traffic: chunks whose activations stay
             # near cache size (CPU_CHUNK_BYTES) beat huge chunks (measured: digits MLP 64-32-10,
             # 64 points/chunk 1.9x faster than the whole grid; 64-512-512-10, 4 points 1.5x faster than 16)
@@ -310,7 +447,28 @@ class Evaluator:
             m = next(iter(params_b.values())).shape[0]
             out = torch.stack([f({n: v[i] for n, v in params_b.items()}, static, xin if extra_in is None else xin[i])
                                for i in range(m)])
+        return self._loss_sums(out, y)
+
+    def _loss_sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-point sums over examples of the loss and of correct predictions, for outputs (m, N, ...)."""
         m, n = out.shape[0], out.shape[1]
+        if self._fused_ce and out.dim() == 3:
+            # validates shapes/labels with the loss's own checks (one point), then the fused form
+            # loss_n = logsumexp(f_n) - f_n[y_n] (what F.cross_entropy computes), summed per point
+            self.loss.per_example(out[0], y)
+            yl = y.reshape(-1).long()
+            picked = out.gather(2, yl.view(1, n, 1).expand(m, n, 1)).squeeze(2)
+            mx = out.amax(2)
+            lse = torch.sub(out, mx.unsqueeze(2)).exp_().sum(2).log_().add_(mx)  # logsumexp, max shared below
+            ls = (lse - picked).sum(1)
+            # correct iff argmax == y: with a unique maximum that is picked == max; rows with tied maxima
+            # (argmax = first index) are settled by argmax itself
+            corr = picked == mx
+            tied = (out == mx.unsqueeze(2)).sum(2) > 1
+            if bool(tied.any()):
+                corr[tied] = out[tied].argmax(1) == yl.expand(m, n)[tied]
+            cs = corr.to(out.dtype).sum(1)
+            return ls, cs
         flat = out.reshape(m * n, *out.shape[2:])
         yy = y.unsqueeze(0).expand(m, *y.shape).reshape(m * n, *y.shape[1:])
         per = self.loss.per_example(flat, yy)
@@ -356,12 +514,26 @@ class Evaluator:
 
     def _run(self, coords: torch.Tensor, batched: bool) -> tuple[torch.Tensor, torch.Tensor]:
         m = coords.shape[0]
-        theta = self.base + coords @ self.dirs  # (m, P)
-        params_b = self.spec.unflatten(theta)  # each (m, *shape)
+        if self.fast is None:
+            theta = self.base + coords @ self.dirs  # (m, P)
+            params_b = self.spec.unflatten(theta)  # each (m, *shape)
         loss_sum = torch.zeros(m, dtype=self.dtype, device=self.device)
         corr_sum = torch.zeros(m, dtype=self.dtype, device=self.device)
         n_total = 0
-        if self.affine is not None:
+        if self.fast is not None:
+            stacks = self._fast_prepare()
+            caug = torch.cat([torch.ones_like(coords[:, :1]), coords], 1)  # (m, 1+k): c_0 = 1 for the base
+            for i, X, y in self.batches():
+                Z = self._z_cache.get(("fast", i))
+                if Z is None:
+                    Z = self.fast.first(X, stacks)
+                    if self.tensor_data:
+                        self._z_cache[("fast", i)] = Z
+                ls, cs = self._loss_sums(self.fast.forward(caug, Z, stacks, int(X.shape[0])), y)
+                loss_sum += ls
+                corr_sum += cs
+                n_total += int(X.shape[0])
+        elif self.affine is not None:
             A = self.affine
             rest_p = {A.rest_name(n): v for n, v in params_b.items() if A.rest_name(n) is not None}
             rest_s = {A.rest_name(n): v for n, v in self.static.items() if A.rest_name(n) is not None}
@@ -394,6 +566,11 @@ class Evaluator:
             raise ValueError("the data yielded no examples")
         self.n_examples = n_total
         return loss_sum / n_total, corr_sum / n_total
+
+    def _fast_prepare(self) -> list:
+        if self._fast_stacks is None:
+            self._fast_stacks = self.fast.prepare(self.spec, self.base, self.dirs)
+        return self._fast_stacks
 
     def _first_layer(self, X):
         A = self.affine
@@ -438,7 +615,10 @@ class Evaluator:
         if coords.dim() != 2 or coords.shape[1] != self.k:
             raise ValueError(f"coords must be (M, {self.k}), got {tuple(coords.shape)}")
         with torch.no_grad(), self._precision():
-            if self._vmap_ok is None:  # auto: try vmap on this chunk, fall back to a loop if unsupported
+            if self.fast is not None:  # batched over points without vmap
+                l, a = self._run(coords, True)
+                self._vmap_ok = True
+            elif self._vmap_ok is None:  # auto: try vmap on this chunk, fall back to a loop if unsupported
                 try:
                     l, a = self._run(coords, True)
                     self._vmap_ok = True
@@ -465,7 +645,7 @@ class Evaluator:
         n_chunk = 0
         # on a CPU with strategy "auto", chunk 2 is timed with vmap and chunk 3 with a per-point loop
         # (chunk 1 warms vmap up); the faster one per point is kept (same numbers either way)
-        tune = self.strategy == "auto" and self.device.type == "cpu" and M >= 6 * size
+        tune = self.strategy == "auto" and self.device.type == "cpu" and M >= 6 * size and self.fast is None
         timings: dict[bool, float] = {}
         while i < M:
             stop = min(M, i + size)

@@ -290,7 +290,8 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int = 2, 
     is_cls = lossobj.task in ("classification", "binary")
     info = dict(d.info)
     info.update(strategy=("vmap" if ev._vmap_ok else "loop") if ev._vmap_ok is not None else "resumed",
-                chunk_size=ev.chunk_size, affine_first_layer=ev.affine is not None, n_examples=ev.n_examples,
+                chunk_size=ev.chunk_size, affine_first_layer=ev.affine is not None,
+                mlp_fast_path=ev.fast is not None, n_examples=ev.n_examples,
                 seconds=time.perf_counter() - t0, points=M, resumed_points=done0)
     if precision != "fp32" and M:
         pick = np.unique(np.linspace(0, M - 1, min(9, M)).round().astype(int))
