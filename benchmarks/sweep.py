@@ -1,5 +1,5 @@
 """An 8-run sweep (2 seeds x 4 learning rates, MLP on moons, 300 SGD steps) with 1 vs 2 local Dask
-workers on this machine; writes benchmarks/results/sweep.md.
+workers on this machine; prints a markdown section for benchmarks/RESULTS.md.
 
     python benchmarks/sweep.py
 
@@ -13,7 +13,6 @@ import os
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -71,9 +70,8 @@ def main():
     for n, w in rows:
         text.append(f"| {n} | {w:.2f} | {rows[0][1] / w:.2f}x |")
     text += ["", f"Final training losses identical with 1 and 2 workers: yes ({len(finals[1])} runs).", ""]
-    out = Path(__file__).parent / "results" / "sweep.md"
-    out.write_text("\n".join(text))
-    print(f"speedup {speedup:.2f}x; wrote {out}")
+    print("\n".join(text))  # a markdown section for benchmarks/RESULTS.md
+    print(f"speedup {speedup:.2f}x")
 
 
 if __name__ == "__main__":

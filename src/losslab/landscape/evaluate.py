@@ -153,7 +153,7 @@ class _Affine:
 _ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.LeakyReLU, nn.Softplus, nn.Identity,
                 nn.Dropout)
 _INPLACE = {nn.Tanh: torch.Tensor.tanh_, nn.ReLU: torch.Tensor.relu_, nn.Sigmoid: torch.Tensor.sigmoid_}
-FAST_CPU_CHUNK_BYTES = 8 * 2 ** 20  # widest hidden activation of one chunk on a CPU (tuned: benchmarks/results/surface.md)
+FAST_CPU_CHUNK_BYTES = 8 * 2 ** 20  # widest hidden activation of one chunk on a CPU (tuned: benchmarks/RESULTS.md)
 
 
 class _MLPFast:
@@ -416,7 +416,7 @@ class Evaluator:
         size = int(self.memory_budget // per_point)
         if self.fast is not None and self.device.type == "cpu":
             # the fast path's widest intermediate: a hidden layer (N, h) or the last GEMM (N, (1+k) C);
-            # chunks of about FAST_CPU_CHUNK_BYTES of it (cache-sized; see benchmarks/results/surface.md)
+            # chunks of about FAST_CPU_CHUNK_BYTES of it (cache-sized; see benchmarks/RESULTS.md)
             lin = [st[0] for st in self._fast_prepare() if st is not None]  # (1+k, out, in) per Linear
             widest = max([W.shape[1] for W in lin[:-1]] + [lin[-1].shape[0] * lin[-1].shape[1]])
             size = min(size, int(FAST_CPU_CHUNK_BYTES // (batch_n * widest * self.dirs.element_size())))
