@@ -245,7 +245,7 @@ def _seven_point_bowl(quick: bool, seed: int) -> ChapterResult:
          "until it reaches the stability threshold 2/lr and then hovers there (Cohen et al. 2021). Left out of the "
          "quick tour.", full_only=True)
 def _edge_of_stability(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["edge_of_stability"], quick=True, seed=seed)
+    return run_experiments(["edge_of_stability"], quick=quick, seed=seed)
 
 
 @chapter("nonconvex_surface", "A nonconvex surface",
@@ -315,7 +315,7 @@ def _nonconvex_surface(quick: bool, seed: int) -> ChapterResult:
          "Gradient descent, momentum, Nesterov, RMSprop, Adam and friends from the same start on the same "
          "landscape: their paths and their loss per step.")
 def _optimizers(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["optimizers"], quick=True, seed=seed)
+    return run_experiments(["optimizers"], quick=quick, seed=seed)
 
 
 @chapter("flat_vs_sharp", "Flat vs sharp minima and their spectra",
@@ -329,7 +329,7 @@ def _flat_vs_sharp(quick: bool, seed: int) -> ChapterResult:
          "A model with many parameters fitted to few noisy points: the training loss keeps falling while the "
          "validation loss turns up; early stopping and regularization are measured against it.")
 def _overfitting(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["overfitting"], quick=True, seed=seed)
+    return run_experiments(["overfitting"], quick=quick, seed=seed)
 
 
 @chapter("saddles", "Saddles and saddle-free Newton",
@@ -355,14 +355,14 @@ def _deep_linear(quick: bool, seed: int) -> ChapterResult:
          "The gradient that reaches early time steps of a plain RNN shrinks geometrically with the distance; the "
          "LSTM's additive cell path keeps it alive.")
 def _rnn_vs_lstm(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["rnn_vs_lstm"], quick=True, seed=seed)
+    return run_experiments(["rnn_vs_lstm"], quick=quick, seed=seed)
 
 
 @chapter("gradient_check", "Gradient check",
          "Backpropagation's gradients against finite differences: the relative error of central differences "
          "falls as h^2 until rounding error takes over.")
 def _gradient_check(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["gradient_check"], quick=True, seed=seed)
+    return run_experiments(["gradient_check"], quick=quick, seed=seed)
 
 
 # -- running the tour -------------------------------------------------------------------------
