@@ -33,7 +33,7 @@ def load_model(*, data: str | None, data_options: dict, model: str | None, model
     The one place that turns CLI inputs into a model; stored runs will be added here.
     """
     from ..data import load
-    from ..models import build
+    from ..models import build_for
 
     spec: dict = {}
     if checkpoint is not None:
@@ -56,10 +56,7 @@ def load_model(*, data: str | None, data_options: dict, model: str | None, model
     d_opts = {**spec.get("data_options", {}), **data_options}
     splits = load(data, seed=int(spec.get("seed", seed)), **d_opts)
     m_opts = {**spec.get("model_options", {}), **model_options}
-    if model in ("mlp", "linear"):  # size the built-in dense models to the data unless told
-        m_opts.setdefault("in_dim", splits.in_dim)
-        m_opts.setdefault("out_dim", splits.out_dim)
-    net = build(model, seed=seed, **m_opts)
+    net = build_for(model, splits, seed=seed, **m_opts)  # in/out dims from the data unless given
     if checkpoint is not None:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         net.load_state_dict(state)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import signal
 import threading
@@ -158,15 +157,10 @@ def load_data(cfg: RunConfig):
 
 def build_model(model_spec, splits):
     """Build the spec's model; ``in_dim``/``out_dim`` default to the data's when the model takes them."""
-    from ..models import MODELS, build
+    from ..models import build_for
 
-    opts = dict(model_spec.options)
-    params = inspect.signature(MODELS.get(model_spec.name)).parameters
-    if "in_dim" in params and "in_dim" not in opts:
-        opts["in_dim"] = splits.in_dim
-    if "out_dim" in params and "out_dim" not in opts:
-        opts["out_dim"] = splits.out_dim
-    return build(model_spec.name, init=model_spec.init, init_scale=model_spec.init_scale, seed=model_spec.seed, **opts)
+    return build_for(model_spec.name, splits, init=model_spec.init, init_scale=model_spec.init_scale,
+                     seed=model_spec.seed, **model_spec.options)
 
 
 def _loss_name(cfg: RunConfig, splits) -> str:

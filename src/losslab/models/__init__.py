@@ -79,4 +79,16 @@ def build(name: str, *, init: str = "default", init_scale: float | None = None, 
     return model
 
 
-__all__ = ["MODELS", "INITS", "build", "MLP", "DeepLinear", "SequenceModel", "PolynomialRegression", "SigmoidNeuron"]
+def build_for(name: str, data, **kwargs) -> nn.Module:
+    """``build`` with ``in_dim``/``out_dim`` taken from ``data`` (a ``Splits``) when the model takes
+    them and they are not given: a built-in model sized to a built-in dataset."""
+    import inspect
+
+    params = inspect.signature(MODELS.get(name)).parameters
+    for key in ("in_dim", "out_dim"):
+        if key in params and key not in kwargs:
+            kwargs[key] = getattr(data, key)
+    return build(name, **kwargs)
+
+
+__all__ = ["MODELS", "INITS", "build", "build_for", "MLP", "DeepLinear", "SequenceModel", "PolynomialRegression", "SigmoidNeuron"]
