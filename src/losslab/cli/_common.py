@@ -2,6 +2,7 @@
 library errors into one clear line (never a traceback) with exit code 2."""
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -83,10 +84,26 @@ def parse_options(pairs: list[str] | None) -> dict:
     return result
 
 
-def run_app(app: typer.Typer) -> int:
-    """Run the typer app; library errors (bad names, bad values, bad files) become one line."""
-    from ..registry import UnknownNameError
+def _click_exceptions():
+    """The click exception module(s) in use: typer >= 0.13 vendors click as ``typer._click``."""
+    mods = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mods.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return mods
 
+
+def run_app(app: typer.Typer) -> int:
+    """Run the typer app; library errors (bad names, bad values, bad files, a missing or corrupt
+    store entry) and usage errors become one line and exit code 2, never a traceback."""
+    from ..registry import UnknownNameError
+    from ..store import StoreError
+
+    clicks = _click_exceptions()
+    usage = tuple(m.ClickException for m in clicks if hasattr(m, "ClickException"))
+    aborts = tuple(m.Abort for m in clicks if hasattr(m, "Abort"))
     try:
         rc = app(standalone_mode=False)
         return rc if isinstance(rc, int) else 0
@@ -95,16 +112,12 @@ def run_app(app: typer.Typer) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
-    except (UnknownNameError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
+    except usage as e:
+        e.show()
+        return e.exit_code
+    except aborts:
+        return 130
+    except (UnknownNameError, StoreError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         console.print(f"[bold red]error:[/] {msg}", highlight=False)
         return 2
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 130
-        raise
