@@ -78,7 +78,20 @@ def test_early_stopping_restores_best():
     model = build("mlp", in_dim=1, hidden=[64, 64], out_dim=1)
     t = train(model, data, optimizer="adam", lr=0.01, steps=3000, early_stopping=5, eval_every=20)
     assert t.status == "stopped_early"
-    assert t.val_loss[-1] == pytest.approx(np.nanmin(t.val_loss[:-1]), rel=1e-6)
+    # patience 5: stopped after exactly 5 evaluations without a new best (the last entry of val_loss is
+    # the evaluation made at the stopping step itself)
+    best = int(np.nanargmin(t.val_loss))
+    assert len(t.val_loss) - 2 - best == 5
+    # the returned model is the best one, labelled with its own step; snapshots end at the last trained step
+    assert t.restored_step == t.eval_steps[best]
+    assert t.snapshot_steps[-1] == len(t.steps)
+    from losslab.train import full_loss
+    from losslab.losses import get_loss
+
+    vl, _ = full_loss(t.model, data.val, get_loss("mse"))
+    assert vl == pytest.approx(t.val_loss[best], rel=1e-6)
+    assert t.summary()["final_val_loss"] == pytest.approx(t.val_loss[best], rel=1e-12)
+    assert not np.array_equal(t.final_params, t.snapshots[-1])
 
 
 def test_weight_decay_for_optimizer_without_it_adds_penalty():

@@ -37,6 +37,8 @@ from torch import nn
 from .data import as_data
 from .losses import Loss, get_loss
 from .params import call, trainable_params
+from .rng import seeded
+from .validate import check_fits
 
 TINY = 1e-300
 
@@ -85,24 +87,6 @@ def _to64(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float64) if t.is_floating_point() else t
 
 
-def _probe(m: nn.Module, params, X: torch.Tensor, y: torch.Tensor, loss_fn: Loss, seed: int) -> None:
-    """Evaluate once, turning a model/data or loss/output mismatch into a clear ValueError."""
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        try:
-            out = call(m, params, X)
-        except (IndexError, RuntimeError, ValueError, TypeError) as e:
-            raise ValueError(f"the model cannot be evaluated on inputs of shape {tuple(X.shape)}: "
-                             f"{str(e).rstrip('.')}. Check the model's in_dim (or sequence shape) against the data.") from e
-        try:
-            loss_fn(out, y)
-        except (IndexError, RuntimeError, ValueError) as e:
-            raise ValueError(f"loss {loss_fn.name!r} cannot be evaluated on the model output of shape {tuple(out.shape)} "
-                             f"with targets of shape {tuple(y.shape)} ({str(y.dtype).replace('torch.', '')}): "
-                             f"{str(e).rstrip('.')}. Pick a loss that fits the model's output (cross_entropy needs "
-                             f"(N, C) logits and labels 0..C-1; mse needs outputs shaped like y).") from e
-
-
 def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 1e-6, seed: int = 0,
               max_params_per_tensor: int | None = None, tol: float = 1e-6, train: bool = False,
               scale_floor: float = 1e-3) -> GradcheckResult:
@@ -132,13 +116,12 @@ def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 
         raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
 
     def L(params) -> torch.Tensor:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # same dropout mask for every evaluation
+        with seeded(seed):  # same dropout mask for every evaluation
             return loss_fn(call(m, params, X), y)
 
     # backprop
     leaves = {n: v.clone().requires_grad_(True) for n, v in base.items()}
-    _probe(m, base, X, y, loss_fn, seed)
+    check_fits(m, X, y, loss_fn, params=base)
     value = L(leaves)
     grads = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)
     g_bp = {n: (torch.zeros_like(v) if g is None else g.detach()) for (n, v), g in zip(leaves.items(), grads)}

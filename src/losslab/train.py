@@ -3,7 +3,7 @@
 The caller's model is never changed: training runs on a deep copy, returned as
 ``Trajectory.model``. The same seed gives the same trajectory bit for bit on CPU (minibatch
 order and input noise come from a seeded ``torch.Generator``; dropout runs inside
-``torch.random.fork_rng`` seeded from ``seed``, so the global RNG is untouched).
+``losslab.rng.seeded(seed)``, so the caller's CPU and CUDA random states are untouched).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .data.types import Data, Splits, as_data
 from .losses import Loss, accuracy, get_loss
 from .optim.registry import CLOSURE_OPTIMIZERS, FULL_BATCH, OPTIMIZERS, make_optimizer, make_schedule, momentum_of
 from .params import flatten_params, param_spec
+from .rng import seeded
 
 STATUSES = ("completed", "diverged", "stopped_early", "interrupted", "failed")
 
@@ -55,23 +56,34 @@ class Trajectory:
     settings: dict
     model: nn.Module = field(repr=False, compare=False)
     param_names: tuple[str, ...] = ()
+    restored_step: int | None = None  # early stopping: the step whose parameters ``model`` holds
+
+    def _final_eval(self, a: np.ndarray) -> float | None:
+        """The evaluation describing the returned model: the restored step's after early stopping
+        with restore_best, else the last finite one."""
+        if self.restored_step is not None:
+            i = np.flatnonzero(self.eval_steps == self.restored_step)
+            return float(a[i[-1]]) if len(i) and np.isfinite(a[i[-1]]) else None
+        a = a[np.isfinite(a)]
+        return float(a[-1]) if len(a) else None
 
     @property
     def final_loss(self) -> float:
-        fin = self.train_eval_loss[np.isfinite(self.train_eval_loss)]
-        return float(fin[-1]) if len(fin) else float("nan")
+        v = self._final_eval(self.train_eval_loss)
+        return float("nan") if v is None else v
 
     @property
     def final_params(self) -> np.ndarray:
+        """The returned model's parameters (the restored ones after early stopping)."""
+        if self.restored_step is not None:
+            return flatten_params(self.model).cpu().numpy()
         return self.snapshots[-1] if len(self.snapshots) else np.zeros(0)
 
     def summary(self) -> dict[str, Any]:
         """Scalar results for the run index."""
-        def last(a):
-            a = a[np.isfinite(a)]
-            return float(a[-1]) if len(a) else None
-
+        last = self._final_eval
         s = {"status": self.status, "status_step": self.status_step, "steps_run": int(len(self.steps)),
+             "restored_step": self.restored_step,
              "final_train_loss": last(self.train_eval_loss), "final_val_loss": last(self.val_loss),
              "final_val_acc": last(self.val_acc), "final_train_acc": last(self.train_acc),
              "best_val_loss": float(np.nanmin(self.val_loss)) if np.isfinite(self.val_loss).any() else None,
@@ -192,6 +204,9 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
         raise ValueError("early_stopping needs a validation split (pass Splits with val data)")
     if not torch.isfinite(train_data.X).all() or (train_data.y.is_floating_point() and not torch.isfinite(train_data.y).all()):
         raise ValueError("training data contains NaN or inf")
+    from .validate import check_fits
+
+    check_fits(model, train_data.X, train_data.y, loss_fn)
 
     net = copy.deepcopy(model)
     if device is not None or dtype is not None:
@@ -241,7 +256,8 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
     metrics: dict[str, tuple[list, list]] = {}
     snaps = _Snapshots(snapshot_every, max_snapshots)
     status, status_step, message = "completed", None, ""
-    best_val, best_state, since_best = math.inf, None, 0
+    best_val, best_state, since_best, best_step = math.inf, None, 0, None
+    restored_step: int | None = None
     initial_loss: float | None = None
     order = torch.randperm(n, generator=gen) if not full_batch else None
     cursor = 0
@@ -262,14 +278,14 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
         return X, y
 
     def evaluate(step: int):
-        nonlocal best_val, best_state, since_best
+        nonlocal best_val, best_state, since_best, best_step
         tl, ta = full_loss(net, train_data, loss_fn)
         vl, va = full_loss(net, val_data, loss_fn) if val_data is not None else (float("nan"), float("nan"))
         for k, v in zip(ev, (step, tl, ta, vl, va)):
             ev[k].append(v)
         if val_data is not None and math.isfinite(vl):
             if vl < best_val:
-                best_val, since_best = vl, 0
+                best_val, since_best, best_step = vl, 0, step
                 best_state = copy.deepcopy(net.state_dict()) if early_stopping is not None else None
             else:
                 since_best += 1
@@ -278,8 +294,7 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
     def context():
         return {"settings": settings, "train_loss": rec["train_loss"], "data": train_data, "loss": loss_fn}
 
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        torch.manual_seed(int(seed))
+    with seeded(seed):
         net.train()
         try:
             for step in range(steps):
@@ -336,7 +351,7 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
                     break
                 # (non-finite parameters show up as a non-finite loss at the next step; the last
                 # step's update is checked after the loop)
-                if early_stopping is not None and since_best > early_stopping:
+                if early_stopping is not None and since_best >= early_stopping:
                     status, status_step = "stopped_early", step
                     message = f"no better validation loss for {early_stopping} evaluations"
                     break
@@ -350,11 +365,13 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
         if status in ("completed", "interrupted"):
             evaluate(final_step)
         elif status == "stopped_early":
-            if restore_best and best_state is not None:
-                net.load_state_dict(best_state)
-                message += "; parameters restored to the best validation loss"
             evaluate(final_step)
+        # the snapshots end with the last trained parameters, labelled with their own step
         snaps.maybe_add(final_step, net, force=True)
+        if status == "stopped_early" and restore_best and best_state is not None:
+            net.load_state_dict(best_state)
+            restored_step = best_step
+            message += f"; the returned model has the parameters of step {best_step} (best validation loss)"
     net.eval()
 
     arr = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
@@ -366,5 +383,6 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
         snapshots=np.stack(snaps.vecs) if snaps.vecs else np.zeros((0, 0)),
         metrics={k: (np.asarray(s, dtype=np.int64), arr(v)) for k, (s, v) in metrics.items()},
         status=status, status_step=status_step, message=message, wall_time=time.perf_counter() - t0,
+        restored_step=restored_step,
         settings=settings, model=net, param_names=param_spec(net).names,
     )

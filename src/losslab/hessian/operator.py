@@ -80,7 +80,9 @@ def select_block(names: Sequence[str], block: BlockSpec) -> list[str]:
 
 
 def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return t.detach().to(dtype) if t.is_floating_point() else t.detach()
+    """A detached copy (never a view of the caller's storage: later in-place edits of the model
+    must not change an operator that may have cached its gradient graph)."""
+    return (t.detach().to(dtype) if t.is_floating_point() else t.detach()).clone()
 
 
 class HessianOperator:
@@ -97,6 +99,9 @@ class HessianOperator:
                  params: dict[str, torch.Tensor] | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        from ..validate import check_model_data
+
+        check_model_data(model, data, loss)
         self.kind = OPERATOR_KINDS.get(kind)
         self.method = HVP_METHODS.get(method)
         self.loss = get_loss(loss)
@@ -123,7 +128,7 @@ class HessianOperator:
         # everything not differentiated: other trainable params, frozen params (cast to dtype)
         self._fixed = {n: _cast(p, dtype) for n, p in trainable.items() if n not in self._params}
         self._fixed.update({n: _cast(p, dtype) for n, p in model.named_parameters() if not p.requires_grad})
-        self._buffers = {n: _cast(b, dtype).clone() for n, b in model.named_buffers()}
+        self._buffers = {n: _cast(b, dtype) for n, b in model.named_buffers()}
         self.spec = ParamSpec(names=tuple(block_names), shapes=tuple(p.shape for p in self._params.values()),
                               dtype=dtype, device=self.device)
         self._batches = []

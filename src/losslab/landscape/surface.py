@@ -245,6 +245,9 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int = 2, 
     if dim not in (1, 2):
         raise ValueError(f"dim must be 1 (a curve) or 2 (a plane), got {dim}")
     lossobj = get_loss(loss)
+    from ..validate import check_model_data
+
+    check_model_data(model, data, lossobj)
     d = resolve_directions(model, directions, dim=dim, seed=seed, include_biases=include_biases,
                            orthogonalize=orthogonalize)
     dim = d.k

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..registry import Registry, call_with_options
+from ..rng import seeded
 from .init import INITS, initialize
 from .nets import MLP, DeepLinear, PolynomialRegression, SequenceModel, SigmoidNeuron
 
@@ -65,13 +66,11 @@ def build(name: str, *, init: str = "default", init_scale: float | None = None, 
 
     ``init``: one of ``INITS`` (default, xavier, kaiming, orthogonal, small); ``init_scale`` multiplies
     the weights after init (``small`` uses 1e-3 unless given). The global RNG state is not
-    touched: the model is built inside ``torch.random.fork_rng``.
+    touched: the model is built inside ``losslab.rng.seeded(seed)``.
     """
     factory = MODELS.get(name)
     INITS.get(init)  # validate before building
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         model = call_with_options("model", name, factory, options)
         initialize(model, init, scale=init_scale)
     if dtype is not None:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..figures import Figure, Series
+from ..rng import seeded
 from .base import ExperimentResult, register
 
 TITLE = "Gradient check: backprop agrees with finite differences on every model kind"
@@ -48,8 +49,7 @@ class WrongTanhNet(nn.Module):
 
     def __init__(self, seed: int = 0):
         super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             self.a, self.b = nn.Linear(2, 8), nn.Linear(8, 2)
 
     def forward(self, x):
