@@ -7,8 +7,8 @@ network optimization problems", Sec. 3).
 Barrier (the definition used here, as Frankle et al. 2020, "Linear Mode Connectivity and the
 Lottery Ticket Hypothesis", Def. of instability, with loss in place of error):
     B = max_{alpha in [0, 1]} L(theta(alpha)) - (L(theta_a) + L(theta_b)) / 2,
-the max taken over the evaluated alphas in [0, 1] (which always include 0 and 1). B <= 0
-means no barrier on the sampled line. Batch-norm buffers come from model_a in eval mode;
+the max taken over the evaluated alphas in [0, 1] (which always include 0 and 1, so B >= 0;
+B = 0 means no barrier on the sampled line). Batch-norm buffers come from model_a in eval mode;
 pass bn="recompute" to recompute statistics at every alpha (recommended for BN nets).
 """
 from __future__ import annotations
