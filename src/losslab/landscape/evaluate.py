@@ -114,6 +114,18 @@ def _materialize(data) -> tuple[list | object, bool]:
     return data, False
 
 
+def _sequential_body(template: nn.Module):
+    """(layers, parameter-name prefix, input transform) of a plain stack of layers -- a
+    losslab MLP or an nn.Sequential -- the shapes the fast paths understand; None otherwise."""
+    from ..models.nets import MLP
+
+    if type(template) is MLP:
+        return template.net, "net.", (lambda x: x.reshape(x.shape[0], -1))
+    if type(template) is nn.Sequential:
+        return template, "", (lambda x: x)
+    return None
+
+
 class _Affine:
     """The first-layer-affine fast path for nn.Sequential / losslab MLP starting with nn.Linear."""
 
@@ -122,14 +134,10 @@ class _Affine:
 
     @staticmethod
     def plan(template: nn.Module, spec: ParamSpec) -> "_Affine | None":
-        from ..models.nets import MLP
-
-        if type(template) is MLP:
-            seq, prefix, pre = template.net, "net.", (lambda x: x.reshape(x.shape[0], -1))
-        elif type(template) is nn.Sequential:
-            seq, prefix, pre = template, "", (lambda x: x)
-        else:
+        body = _sequential_body(template)
+        if body is None:
             return None
+        seq, prefix, pre = body
         keys = list(seq._modules)
         if len(keys) < 2 or type(seq._modules[keys[0]]) is not nn.Linear:
             return None
@@ -178,14 +186,10 @@ class _MLPFast:
 
     @staticmethod
     def plan(template: nn.Module, spec: ParamSpec) -> "_MLPFast | None":
-        from ..models.nets import MLP
-
-        if type(template) is MLP:
-            seq, prefix, pre = template.net, "net.", (lambda x: x.reshape(x.shape[0], -1))
-        elif type(template) is nn.Sequential:
-            seq, prefix, pre = template, "", (lambda x: x)
-        else:
+        body = _sequential_body(template)
+        if body is None:
             return None
+        seq, prefix, pre = body
         trainable = set(spec.names)
         layers, n_lin = [], 0
         for key, mod in seq._modules.items():
