@@ -87,6 +87,16 @@ def test_random_search_curse_of_dimensionality():
     assert a["guesses_measured"][-1] >= 100 * a["guesses_measured"][0]
     assert np.all(a["gd_steps"] <= a["gd_steps_bound"])
     assert 100 * a["gd_steps"][-1] <= a["guesses_measured"][-1]
+    # the chapter's arithmetic: 784-15-10 has 784*15 + 15*10 weights + 25 biases = 11,935 parameters
+    assert s["mnist_784_15_10_parameters"] == 784 * 15 + 15 * 10 + 25 == 11935
+    assert s["mnist_log10_grid_guesses_10_bins"] == pytest.approx(11935.0, abs=1e-9)
+    assert s["mnist_grid_decades_beyond_atoms"] == pytest.approx(11935.0 - 80, abs=1e-9)
+    assert "11,935 parameters" in r.text and "10^11935" in r.text
+    from losslab.phenomena.random_search import grid_guesses
+
+    assert grid_guesses(torch.nn.Linear(3, 2), bins=100) == (8, pytest.approx(16.0))
+    with pytest.raises(ValueError, match="bins"):
+        grid_guesses(torch.nn.Linear(3, 2), bins=1)
     assert r.passed, r.checks
 
 
@@ -110,15 +120,7 @@ def test_optimizers_all_from_one_init():
     assert r.passed, r.checks
 
 
-# --- minima -------------------------------------------------------------------------------------
-def test_minima_spread_shrinks_with_width():
-    r = quick("minima")
-    s = r.summary
-    assert 2 * s["wide_train_std"] <= s["narrow_train_std"]
-    assert 2 * s["wide_test_std"] <= s["narrow_test_std"]
-    assert s["wide_pairwise_rel_distance"] >= 0.3
-    assert np.std(r.arrays["wide/train_loss"], ddof=1) == pytest.approx(s["wide_train_std"])
-    assert r.passed, r.checks
+# --- minima: tests in tests/test_flat_minima.py ---------------------------------------------
 
 
 # --- overfitting --------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import numpy as np
 import pytest
@@ -68,14 +67,12 @@ def test_bowl_paths_are_gradient_descent_on_the_drawn_surface(tmp_path):
 
 @pytest.mark.slow
 def test_tour_quick_cli(tmp_path):
-    """`losslab tour --quick` end to end: every chapter either ran or says why not; under 60 s."""
+    """`losslab tour --quick` end to end: every chapter ran and every check it makes passed (or it says why not)."""
     from typer.testing import CliRunner
 
     from losslab.cli import app
 
-    c0 = time.process_time()
     r = CliRunner().invoke(app, ["tour", "--quick", "--store", str(tmp_path / "s"), "--json"])
-    cpu = time.process_time() - c0  # CPU time, not wall: the shared test machine's load must not fail this
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["report"].endswith("tour.html")
@@ -83,6 +80,7 @@ def test_tour_quick_cli(tmp_path):
     assert keys == tour_order(quick=True) and "edge_of_stability" not in keys
     for c in out["chapters"]:
         assert c["status"] in ("ok", "unavailable"), (c["key"], c["error"])
+        # a chapter that ran checks its claims; every one must hold at the quick sizes (seed 0)
+        assert c["status"] != "ok" or c["checks_passed"] == c["checks_total"], (c["key"], c)
     text = open(out["report"], encoding="utf-8").read()
     assert len(re.findall(r'<section id=', text)) == len(keys)
-    assert cpu < 60, f"tour --quick used {cpu:.1f} s of CPU (budget: 60 s on 2 cores)"

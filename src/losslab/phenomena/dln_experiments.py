@@ -185,7 +185,7 @@ def _end_to_end(r) -> ExperimentResult:
 
 
 # -- 3. depth ---------------------------------------------------------------------------------
-DEPTH_TITLE = "Deep linear network: depth accelerates gradient descent on lp regression (p = 4), not on p = 2"
+DEPTH_TITLE = "Deep linear network: depth accelerates gradient descent on lp regression (p = 4); p = 2 as a control"
 DEPTH_CLAIM = ("overparametrizing w by a product w_N...w_2 W_1 acts as a preconditioner that speeds up gradient descent "
                "on lp regression with p > 2 (Arora, Cohen, Hazan 2018, Sec. 7-8), learning rates tuned per depth")
 

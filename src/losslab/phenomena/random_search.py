@@ -3,7 +3,7 @@
 On linear regression problems with n = 1, 2, ... parameters (``nn.Linear(n, 1, bias=False)``,
 loss ``mse``), count how many uniform random guesses in the box [-1, 1]^n are needed before
 one lands within epsilon of the optimum (excess loss L(w) - L* <= delta), and how many steps
-gradient descent needs from w = 0 for the same target.
+gradient descent needs from w = (1, ..., 1) (a corner of the box) for the same target.
 
 Each problem is built so that the answer is known in closed form, which the measurement is
 checked against. The design X (N, n) has X^T X / N = diag(h_i / 2), so the loss is the
@@ -16,6 +16,11 @@ guess hits it with probability
     p_n = V_n delta^{n/2} / (sqrt(det(H/2)) 2^n),   expected guesses 1/p_n,
 
 which falls exponentially in n; the chapter's grid with 10 bins per axis has 10^n points.
+The chapter's own arithmetic is computed too: its MNIST network 784-15-10 (built here with
+``build("mlp", in_dim=784, hidden=[15], out_dim=10)`` and its parameters counted) has 11,935
+parameters, so the 10-bins-per-axis grid has 10^11935 points, against ~10^80 atoms in the
+observable universe (the usual order-of-magnitude estimate; the chapter's number is lost from
+its text).
 The measurement never uses that formula: it evaluates the model's loss at every guess and
 counts the guesses between consecutive hits (independent geometric samples of the number
 of guesses needed). Gradient descent (``losslab.train``, optimizer ``gd``, lr = 1/lambda_max)
@@ -85,6 +90,18 @@ def guess_gaps(X: torch.Tensor, y: torch.Tensor, l_star: float, delta: float, *,
     return gaps.astype(np.int64), drawn
 
 
+LOG10_ATOMS_IN_UNIVERSE = 80  # ~10^80 atoms in the observable universe: an order-of-magnitude estimate
+
+
+def grid_guesses(model: torch.nn.Module, bins: int = 10) -> tuple[int, float]:
+    """(P, log10 of bins^P): the trainable parameters of ``model`` and the number of points of a grid
+    with ``bins`` values per parameter, as a base-10 exponent (the number itself overflows a float)."""
+    if not (isinstance(bins, int) and bins >= 2):
+        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    P = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return int(P), P * math.log10(bins)
+
+
 def mse_of_guesses(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """The model's mse at each guess w (rows of W), via nn.Linear + functional_call (the reference)."""
     from torch.func import functional_call, vmap
@@ -129,7 +146,7 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
         gaps, drawn = guess_gaps(X, y, l_star, delta, max_guesses=max_guesses, target_hits=target_hits,
                                  seed=seed * 1000 + n)
         arrays[f"n{n}/guess_gaps"] = gaps
-        # gradient descent from w = 0, lr = 1/lambda_max
+        # gradient descent from w = (1, ..., 1) (the model's weight filled above), lr = 1/lambda_max
         tr = train(model, (X, y), optimizer="gd", lr=1.0 / float(h.max()), steps=gd_steps, eval_every=1,
                    snapshot_every=gd_steps, seed=seed)
         ex = tr.train_eval_loss - l_star
@@ -148,6 +165,12 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
                          q75=float(np.percentile(gaps, 75)) if len(gaps) else math.nan,
                          predicted=1.0 / p, grid=10.0 ** n, gd=gd_steps_needed, local=local_needed,
                          initial_excess=float(ex[0])))
+
+    # the chapter's arithmetic: its MNIST network 784-15-10 on a 10-bins-per-axis grid
+    from ..models import build
+
+    mnist_p, mnist_log10 = grid_guesses(build("mlp", in_dim=784, hidden=[15], out_dim=10, seed=seed), bins=10)
+    mnist_formula = 784 * 15 + 15 * 10 + 15 + 10  # weights of both layers + 25 biases
 
     ns = np.array([r["n"] for r in rows], dtype=float)
     measured = np.array([r["measured"] for r in rows])
@@ -171,6 +194,10 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
     summary = {"dims": list(dims), "delta": delta, "kappa": kappa, "decades_per_parameter": slope,
                "max_rel_error_vs_volume_formula": float(rel_err[fit_mask].max()) if fit_mask.any() else None,
                "gd_steps_max": float(np.nanmax(gd)) if np.isfinite(gd).any() else None}
+    summary.update({"mnist_784_15_10_parameters": mnist_p, "mnist_log10_grid_guesses_10_bins": mnist_log10,
+                    "log10_atoms_in_universe": LOG10_ATOMS_IN_UNIVERSE,
+                    "mnist_grid_decades_beyond_atoms": mnist_log10 - LOG10_ATOMS_IN_UNIVERSE,
+                    "mnist_dims_over_3d": mnist_p / 3})
     for r in rows:
         summary[f"guesses_n{r['n']}"] = r["measured"]
         summary[f"predicted_n{r['n']}"] = r["predicted"]
@@ -186,6 +213,9 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
         (f"at n={n_hi} gradient descent needs >= 100x fewer steps than random guessing "
          f"({gd[i_hi]:.0f} vs {measured[i_hi]:.3g})" if i_hi is not None else "guessing measured at some n"):
             bool(i_hi is not None and np.isfinite(gd[i_hi]) and 100 * gd[i_hi] <= measured[i_hi]),
+        f"the chapter's MNIST net 784-15-10 (built) has 784*15 + 15*10 + 25 biases = 11,935 parameters (counted "
+        f"{mnist_p:,}), so a 10-bin grid needs 10^{mnist_log10:.0f} guesses vs ~10^{LOG10_ATOMS_IN_UNIVERSE} atoms":
+            bool(mnist_p == mnist_formula == 11935 and mnist_log10 > LOG10_ATOMS_IN_UNIVERSE),
     }
     band_lo = np.array([r["q25"] for r in rows])
     band_hi = np.array([r["q75"] for r in rows])
@@ -205,12 +235,19 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
                  f"{slope:.2f} decades per parameter; gradient descent's steps stay flat."),
         table={f"n={r['n']}": {"hits": r["hits"], "guesses drawn": r["drawn"], "mean guesses": r["measured"],
                                "1/p_n": r["predicted"], "10^n": r["grid"], "gd steps": r["gd"],
-                               "local random search steps": r["local"]} for r in rows},
+                               "local random search steps": r["local"]} for r in rows}
+              | {"chapter's MNIST net 784-15-10": {"parameters": mnist_p, "10-bin grid": f"10^{mnist_log10:.0f}",
+                                                    "atoms in the universe": f"~10^{LOG10_ATOMS_IN_UNIVERSE}"}},
         settings={"delta": delta, "kappa": kappa, "max_guesses": max_guesses, "seed": seed})
     measured_txt = ", ".join(f"n={r['n']}: {r['measured']:.3g}" for r in rows)
     text = (f"Random guessing needs ~10^({slope:.2f} n) guesses to land within excess loss {delta:g} of the optimum of an "
             f"n-parameter linear regression (measured {measured_txt}), "
-            f"matching the ellipsoid-volume formula; gradient descent needs {', '.join(f'{v:.0f}' for v in gd)} steps.")
+            f"matching the ellipsoid-volume formula; gradient descent needs {', '.join(f'{v:.0f}' for v in gd)} steps. "
+            f"The chapter's MNIST net 784-15-10 has {mnist_p:,} parameters (counted from the built model): a grid "
+            f"with 10 bins per parameter has 10^{mnist_log10:.0f} points, {mnist_log10 - LOG10_ATOMS_IN_UNIVERSE:.0f} "
+            f"orders of magnitude more than the ~10^{LOG10_ATOMS_IN_UNIVERSE} atoms in the universe; its 11,935 "
+            f"dimensions are {mnist_p / 3:,.0f} times the 3 of a haystack, but the grid is 10^{mnist_log10 - 3:.0f} "
+            f"times larger.")
     return ExperimentResult(name="random_search", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
                             figures=(fig,), arrays=arrays,
                             settings={"quick": quick, "seed": seed, "dims": list(dims), "delta": delta, "kappa": kappa,
