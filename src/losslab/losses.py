@@ -112,6 +112,11 @@ def _concrete(t: torch.Tensor) -> bool:
 def _labels(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if out.dim() != 2:
         raise ValueError(f"classification output must be (N, C) logits, got shape {tuple(out.shape)}")
+    if y.dim() > 1 and y.shape[1:].numel() != 1:
+        hint = (" -- these look like one-hot or probability targets; pass class indices y.argmax(1)"
+                if tuple(y.shape[1:]) == tuple(out.shape[1:]) else "")
+        raise ValueError(f"classification losses expect class-index labels of shape (N,) (integers 0..C-1), "
+                         f"got targets with shape {tuple(y.shape[1:])} per example{hint}")
     y = y.reshape(-1)
     if y.is_floating_point():
         if not torch.all(y == y.round()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,9 +14,43 @@ from .losses import Loss, get_loss
 from .params import call, eval_mode
 
 
+def _is_array(a) -> bool:
+    """A numpy array (or anything numpy-like that is not a tensor)."""
+    return isinstance(a, np.ndarray) or (not isinstance(a, torch.Tensor) and hasattr(a, "__array__")
+                                         and hasattr(a, "shape") and hasattr(a, "dtype"))
+
+
+def as_tensor_pair(X, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X, y) as tensors: numpy arrays are converted with ``torch.as_tensor`` (float64 arrays stay
+    float64 until the evaluation casts them to its dtype; integer labels become int64)."""
+    if _is_array(X):
+        X = torch.as_tensor(np.asarray(X))
+    if _is_array(y):
+        y = torch.as_tensor(np.asarray(y))
+        if not y.is_floating_point() and y.dtype != torch.bool:
+            y = y.long()
+    return X, y
+
+
+def as_tensors(data):
+    """``data`` with a pair of numpy arrays ``(X, y)`` turned into a pair of tensors; anything
+    else is returned as it is."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and any(_is_array(t) for t in data) \
+            and all(_is_array(t) or isinstance(t, torch.Tensor) for t in data):
+        return as_tensor_pair(*data)
+    return data
+
+
+def check_has_params(model: nn.Module) -> None:
+    if next(model.parameters(), None) is None:
+        raise ValueError(f"the model has no parameters ({type(model).__name__}): a loss landscape or a Hessian "
+                         f"is taken with respect to the parameters; pass a model with at least one nn.Parameter")
+
+
 def first_batch(data) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The first (X, y) of ``data`` without consuming it: tensors, Data, Splits, or a re-iterable
     of batches (a DataLoader). None for one-shot iterators (they are checked as they are read)."""
+    data = as_tensors(data)
     if isinstance(data, Splits):
         data = data.train
     if isinstance(data, Data):
@@ -33,7 +68,9 @@ def first_batch(data) -> tuple[torch.Tensor, torch.Tensor] | None:
     except (TypeError, StopIteration):
         return None
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
+        X, y = as_tensor_pair(batch[0], batch[1])
+        if isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor):
+            return X, y
     return None
 
 
@@ -59,9 +96,20 @@ def check_fits(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str | L
         try:
             out = call(model, params, Xs) if params is not None else model(Xs)
         except (IndexError, RuntimeError, ValueError, TypeError) as e:
+            msg = str(e).rstrip('.')
+            if not X.is_floating_point() and p0 is not None and p0.is_floating_point() and (
+                    "dtype" in msg or "scalar type" in msg or "Long" in msg or "Int" in msg):
+                raise ValueError(f"the model cannot be evaluated on inputs of dtype "
+                                 f"{str(X.dtype).replace('torch.', '')}: {msg}. The inputs X are integers but the "
+                                 f"model's parameters are {str(p0.dtype).replace('torch.', '')}: convert them with "
+                                 f"X.float() (integer inputs suit only models that start with an embedding)."
+                                 ) from None
             raise ValueError(f"the model cannot be evaluated on inputs of shape {tuple(X.shape)}: "
-                             f"{str(e).rstrip('.')}. Check the model's in_dim (or sequence shape) against the data."
+                             f"{msg}. Check the model's in_dim (or sequence shape) against the data."
                              ) from None
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"the model must return a tensor, got {type(out).__name__}; wrap it so that forward "
+                             f"returns only the output (logits) tensor, e.g. out[0]")
         try:
             loss_fn(out, ys)
         except (IndexError, RuntimeError, ValueError) as e:
@@ -74,11 +122,16 @@ def check_fits(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str | L
 
 
 def check_model_data(model: nn.Module, data, loss: str | Loss, *, what: str = "data") -> None:
-    """Both checks on the first batch of ``data`` (all of it for tensors)."""
+    """The model has parameters, and both checks on the first batch of ``data`` (all of it for
+    tensors); tensors with no rows are refused here."""
+    check_has_params(model)
     fb = first_batch(data)
     if fb is None:
         return
     X, y = fb
+    if X.dim() == 0 or X.shape[0] == 0:
+        raise ValueError(f"{what} has no examples (X has shape {tuple(X.shape)}, y {tuple(y.shape)}); "
+                         f"pass at least one (x, y) row")
     if isinstance(data, (Data, Splits)) or (isinstance(data, (tuple, list)) and len(data) == 2):
         check_finite(X, y, what=what)
     check_fits(model, X, y, loss)

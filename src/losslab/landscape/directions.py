@@ -154,6 +154,9 @@ def _orthogonalize(vectors: torch.Tensor) -> torch.Tensor:
     if aa == 0:
         raise ValueError("cannot orthogonalize against a zero first direction")
     r = b.double() - (a.double() @ b.double()) / aa * a.double()
+    if not float(r.norm()) > 1e-12 * float(b.double().norm()):
+        raise ValueError("cannot orthogonalize: the second direction is parallel to the first (or zero); pass two "
+                         "independent directions or orthogonalize=False")
     r = r * (b.double().norm() / (r.norm() + EPS))
     return torch.stack([a, r.to(vectors.dtype)])
 
@@ -164,8 +167,8 @@ def random_directions(model: nn.Module, *, kind: str = "filter", k: int = 2, see
 
     Draws are in order (axis 1 then axis 2) from one generator seeded with ``seed``.
     """
-    if k not in (1, 2):
-        raise ValueError(f"k (number of directions) must be 1 or 2, got {k}")
+    if isinstance(k, bool) or k not in (1, 2) or not isinstance(k, int):
+        raise ValueError(f"k (number of directions) must be the int 1 or 2, got {k!r}")
     make: Callable = DIRECTIONS.get(kind)
     name = kind.strip().lower().replace("-", "_")
     params = trainable_params(model)
@@ -325,6 +328,10 @@ def pca_directions(snapshots, k: int = 2, *, base: str | int = "last", model: nn
     """
     S = as_snapshots(snapshots, param_spec(model) if model is not None else None)
     K, P = S.shape
+    bad = ~torch.isfinite(S.double()).all(1) if S.is_floating_point() else torch.zeros(K, dtype=torch.bool)
+    if bool(bad.any()):
+        raise ValueError(f"snapshots {torch.nonzero(bad).flatten().tolist()[:10]} (of {K}) contain NaN or inf: PCA needs "
+                         f"finite parameters; drop those snapshots (a diverged run?) before calling pca_directions")
     if k not in (1, 2):
         raise ValueError(f"k must be 1 or 2, got {k}")
     if K < k + 1:
@@ -357,13 +364,59 @@ def pca_directions(snapshots, k: int = 2, *, base: str | int = "last", model: nn
     return PCADirections(d, evr, s[:k])
 
 
-def resolve_directions(model: nn.Module, directions, *, dim: int = 2, seed: int | torch.Generator = 0,
+def check_dim(dim) -> int | None:
+    """None (follow the directions) or the int 1 or 2."""
+    if dim is None:
+        return None
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim not in (1, 2):
+        raise ValueError(f"dim must be 1 (a curve) or 2 (a plane) as an int, or None to follow the directions; "
+                         f"got {dim!r}")
+    return dim
+
+
+def resolve_directions(model: nn.Module, directions, *, dim: int | None = 2, seed: int | torch.Generator = 0,
                        include_biases: bool = False, orthogonalize: bool = False) -> Directions:
     """Turn the ``directions=`` argument of :func:`losslab.landscape.surface` into Directions:
-    a kind name from DIRECTIONS, a Directions, a PCADirections, or 1-2 explicit vectors/dicts."""
+    a kind name from DIRECTIONS, a Directions, a PCADirections, or 1-2 explicit vectors/dicts.
+
+    ``dim``: the number of axes. For a kind name it is how many are drawn (None means 2); given
+    directions fix it themselves, and a ``dim`` that contradicts them (one vector with dim=2,
+    two with dim=1) is an error. Every direction must be finite and nonzero."""
+    dim = check_dim(dim)
     if isinstance(directions, str):
-        return random_directions(model, kind=directions, k=dim, seed=seed, include_biases=include_biases,
-                                 orthogonalize=orthogonalize)
+        d = random_directions(model, kind=directions, k=dim or 2, seed=seed, include_biases=include_biases,
+                              orthogonalize=orthogonalize)
+        _check_vectors(d, given=False, include_biases=include_biases)
+        return d
+    d = _resolve_given(model, directions, orthogonalize=orthogonalize)
+    if dim is not None and d.k != dim:
+        raise ValueError(f"dim={dim} but {d.k} direction{'s' if d.k > 1 else ''} given: pass {dim} "
+                         f"direction{'s' if dim > 1 else ''}, or leave dim out (it follows the directions)")
+    _check_vectors(d, given=True, include_biases=include_biases)
+    return d
+
+
+def _check_vectors(d: Directions, *, given: bool, include_biases: bool) -> None:
+    nb = int((~torch.isfinite(d.base)).sum())
+    if nb:
+        raise ValueError(f"the base point (the model's parameters) has {nb} NaN/inf entries of {d.base.numel()}: "
+                         f"the loss would be NaN everywhere; use a model with finite parameters (a diverged run?)")
+    for i, v in enumerate(d.vectors):
+        nv = int((~torch.isfinite(v)).sum())
+        if nv:
+            raise ValueError(f"direction {i + 1} has {nv} NaN/inf entries of {v.numel()}: pass finite direction "
+                             f"vectors" + ("" if given else " (the model's parameters are not finite?)"))
+        if not bool((v != 0).any()):
+            if given:
+                raise ValueError(f"direction {i + 1} is all zeros: the surface would be constant along it; pass a "
+                                 f"nonzero vector")
+            raise ValueError(f"direction kind {d.kind!r} drew an all-zero direction: the model's trainable "
+                             f"parameters are all 1-D (biases, norm weights) or zero, which this kind skips "
+                             f"or scales to zero" + ("" if include_biases else "; pass include_biases=True")
+                             + " or use directions='gaussian'")
+
+
+def _resolve_given(model: nn.Module, directions, *, orthogonalize: bool) -> Directions:
     if isinstance(directions, PCADirections):
         directions = directions.directions
     if isinstance(directions, Directions):

@@ -46,6 +46,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
@@ -77,6 +78,15 @@ class PointsResult:
     affine_first_layer: bool
 
 
+def _mix64(h: torch.Tensor) -> torch.Tensor:
+    """A 64-bit integer mixer (splitmix64 finalizer, wrapping int64 arithmetic, logical shifts)."""
+    h = h ^ ((h >> 30) & ((1 << 34) - 1))
+    h = h * -4658895280553007687  # 0xbf58476d1ce4e5b9 as a signed int64
+    h = h ^ ((h >> 27) & ((1 << 37) - 1))
+    h = h * -7723592293110705685  # 0x94d049bb133111eb
+    return h ^ ((h >> 31) & ((1 << 33) - 1))
+
+
 def _is_oom(e: BaseException) -> bool:
     if isinstance(e, torch.OutOfMemoryError):
         return True
@@ -99,9 +109,96 @@ def default_memory_budget(device: torch.device) -> int:
         return 2 ** 30
 
 
+def available_devices() -> list[str]:
+    """The devices this torch can evaluate on: cpu, cuda:i for each visible GPU, mps if built and present."""
+    devs = ["cpu"]
+    if torch.cuda.is_available():
+        devs += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devs.append("mps")
+    return devs
+
+
+def check_device(device) -> torch.device:
+    """``device`` as a torch.device that exists here, else a one-line ValueError naming the available ones."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be one of {', '.join(available_devices())} (or a torch.device), "
+                         f"got {device!r}") from None
+    avail = available_devices()
+    if dev.type == "cuda":
+        ok = torch.cuda.is_available() and (dev.index is None or dev.index < torch.cuda.device_count())
+    else:
+        ok = dev.type in {d.split(":")[0] for d in avail}
+    if not ok:
+        raise ValueError(f"device {str(device)!r} is not available in this torch build/machine; available: "
+                         f"{', '.join(avail)}")
+    return dev
+
+
+_DTYPE_NAMES = {"float32": torch.float32, "float": torch.float32, "float64": torch.float64,
+                "double": torch.float64, "float16": torch.float16, "half": torch.float16,
+                "bfloat16": torch.bfloat16}
+
+
+def check_dtype(dtype) -> torch.dtype | None:
+    """None, a floating torch.dtype, or its name ("float32", "float64", ...) -> torch.dtype or None."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str):
+        key = dtype.strip().lower().removeprefix("torch.")
+        if key not in _DTYPE_NAMES:
+            raise ValueError(f"dtype must be a floating torch dtype or one of {', '.join(_DTYPE_NAMES)}, got {dtype!r}")
+        return _DTYPE_NAMES[key]
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating type (torch.float32 or torch.float64, or their names), "
+                         f"got {dtype!r}")
+    return dtype
+
+
+def check_count(value, name: str, *, allow_none: bool = True) -> int | None:
+    """None (if allowed) or an int >= 1 (bools refused), else a one-line ValueError."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1{' or None' if allow_none else ''}, got {value!r}")
+    return int(value)
+
+
+def check_plane(base: torch.Tensor, directions: torch.Tensor) -> None:
+    """The base point and the directions must be finite (one pass over P entries each)."""
+    nb = int((~torch.isfinite(base)).sum())
+    if nb:
+        raise ValueError(f"the base point (the model's parameters) has {nb} NaN/inf entries of {base.numel()}: "
+                         f"the loss would be NaN everywhere; use a model with finite parameters (a diverged "
+                         f"training run?)")
+    for i, v in enumerate(directions):
+        nv = int((~torch.isfinite(v)).sum())
+        if nv:
+            raise ValueError(f"direction {i + 1} has {nv} NaN/inf entries of {v.numel()}: the loss would be NaN "
+                             f"everywhere; pass finite direction vectors")
+
+
+def _coerce_batch(X, y):
+    """A streamed batch as tensors (numpy arrays converted), else a clear TypeError."""
+    from ..validate import as_tensor_pair
+
+    X, y = as_tensor_pair(X, y)
+    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(f"each batch must be an (X, y) pair of tensors or numpy arrays, got "
+                        f"({type(X).__name__}, {type(y).__name__})")
+    return X, y
+
+
 def _materialize(data) -> tuple[list | object, bool]:
     """Batches must be iterable several times (once per chunk). Tensors/Data are; a DataLoader
-    is; a one-shot iterator (generator) is read into a list. Returns (source, is_tensor_pair)."""
+    is; a one-shot iterator (generator) is read into a list. Returns (source, is_tensor_pair).
+    A pair of numpy arrays becomes a pair of tensors."""
+    from ..validate import as_tensors
+
+    data = as_tensors(data)
     if isinstance(data, (Data, Splits)) or (isinstance(data, (tuple, list)) and len(data) == 2
                                             and all(isinstance(t, torch.Tensor) for t in data)
                                             and data[0].dim() > 0 and data[0].shape[0] == data[1].shape[0]):
@@ -296,13 +393,25 @@ class Evaluator:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.precision = PRECISIONS.get(precision)
         self.loss: Loss = get_loss(loss)
+        batch_size = check_count(batch_size, "batch_size")
+        chunk_size = check_count(chunk_size, "chunk_size")
+        if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float))
+                                          or not memory_budget > 0 or memory_budget == float("inf")):
+            raise ValueError(f"memory_budget must be a positive number of bytes or None (automatic), got "
+                             f"{memory_budget!r}")
+        from ..validate import check_has_params
+
+        check_has_params(model)
         self.spec = param_spec(model)
         if device is None:
             device = self.spec.device
-        self.device = torch.device(device)
-        self.dtype = dtype or self.spec.dtype
+        self.device = check_device(device)
+        self.dtype = check_dtype(dtype) or self.spec.dtype
         if not self.dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating type, got {self.dtype}")
+        if self.precision in ("bf16", "tf32") and self.dtype != torch.float32:
+            raise ValueError(f"precision {self.precision!r} needs dtype float32, got "
+                             f"{str(self.dtype).replace('torch.', '')}; use precision='fp32' with this dtype")
         directions = torch.as_tensor(directions)
         if directions.dim() == 1:
             directions = directions.unsqueeze(0)
@@ -310,6 +419,7 @@ class Evaluator:
         if base.shape[0] != self.spec.size or directions.shape[1] != self.spec.size:
             raise ValueError(f"base {tuple(base.shape)} and directions {tuple(directions.shape)} must have "
                              f"{self.spec.size} entries (the model's trainable parameters)")
+        check_plane(base, directions)
         self.base = base.detach().to(self.device, self.dtype)
         self.dirs = directions.detach().to(self.device, self.dtype)  # (k, P)
         self.k = int(self.dirs.shape[0])
@@ -334,6 +444,12 @@ class Evaluator:
             for m in self.bn_modules.values():
                 m.momentum = 1.0  # running stat <- this batch's statistic; averaged over batches by us
         self.data, self.tensor_data = _materialize(data)
+        if self.tensor_data:
+            d0 = self.data if not isinstance(self.data, Splits) else self.data.train
+            if int(d0[0].shape[0]) == 0:
+                raise ValueError(f"the data have no examples (X has shape {tuple(d0[0].shape)}); pass at least one "
+                                 f"(x, y) row")
+        self._stream_checked = False  # streamed batches are finite-checked on the first full pass
         self.n_examples: int | None = None
         self.memory_budget = int(memory_budget) if memory_budget else default_memory_budget(self.device)
         self.batch_size = batch_size
@@ -371,16 +487,67 @@ class Evaluator:
     def batches(self):
         if self.tensor_data:  # prepared (device, dtype) once and kept: no copy per chunk
             if self._prepared is None or self._prepared[0] != self.batch_size:
+                if not self._stream_checked:
+                    from ..validate import check_finite
+
+                    check_finite(*next(iterate_batches(self.data)), what="data")
+                    self._stream_checked = True
                 self._prepared = (self.batch_size, [self._prep(X, y) for X, y in iterate_batches(self.data, self.batch_size)])
             yield from ((i, X, y) for i, (X, y) in enumerate(self._prepared[1]))
         else:
-            yield from ((i, *self._prep(X, y)) for i, (X, y) in enumerate(iterate_batches(self.data)))
+            from ..validate import check_finite
+
+            check = not self._stream_checked
+            for i, (X, y) in enumerate(iterate_batches(self.data)):
+                X, y = _coerce_batch(X, y)
+                if check:
+                    check_finite(X, y, what=f"data batch {i}")
+                yield (i, *self._prep(X, y))
+            if check:
+                self._stream_checked = True
+
+    def _first_batch(self):
+        """(i, X, y) of the first batch, or a clear error when the data yield none."""
+        for b in self.batches():
+            return b
+        raise ValueError("the data yielded no batches (an empty list, a generator that was already consumed -- "
+                         "generators can be read once -- or a DataLoader over an empty dataset); pass (X, y) "
+                         "tensors or a fresh DataLoader")
+
+    def data_fingerprint(self) -> str:
+        """An order-independent summary of streamed data, computed in one pass (which also runs the
+        finite check): the number of examples, the per-example shapes and dtypes, and an exact
+        multiset hash of the (x, y) rows (a sum mod 2^64 of a per-row integer hash of the values'
+        bits), so a shuffling DataLoader gives the same fingerprint on every pass and any change
+        to a value, a label, or which x goes with which y gives another."""
+        n, acc, shapes = 0, 0, None
+        gen = torch.Generator().manual_seed(0x5EED)
+        weights: dict[int, torch.Tensor] = {}
+
+        def row_hash(t: torch.Tensor, salt: int) -> torch.Tensor:
+            t = t.detach().reshape(t.shape[0], -1).cpu()
+            bits = t.double().view(torch.int64) if t.is_floating_point() else t.to(torch.int64)
+            c = bits.shape[1]
+            if (salt, c) not in weights:
+                weights[(salt, c)] = torch.randint(-2 ** 62, 2 ** 62, (c,), generator=gen, dtype=torch.int64) | 1
+            return _mix64((bits * weights[(salt, c)]).sum(1))
+
+        for _, X, y in self.batches():
+            if X.shape[0] != y.shape[0]:
+                raise ValueError(f"a batch has X with {X.shape[0]} rows and y with {y.shape[0]}: they must match")
+            shapes = shapes or (tuple(X.shape[1:]), tuple(y.shape[1:]), str(X.dtype), str(y.dtype))
+            h = _mix64(row_hash(X, 1) + _mix64(row_hash(y, 2) ^ 0x2545F4914F6CDD1D))
+            acc = (acc + int(h.sum())) % 2 ** 64
+            n += int(X.shape[0])
+        return f"n={n};shapes={shapes};rows={acc:016x}"
 
     def _activation_bytes_per_example(self) -> float:
         """Bytes of module outputs for one point and one example, measured by forward hooks."""
         if self._probe_bytes is not None:
             return self._probe_bytes
-        _, X, y = next(iter(self.batches()))
+        _, X, y = self._first_batch()
+        if X.shape[0] == 0:
+            raise ValueError(f"the first data batch has no examples (X has shape {tuple(X.shape)})")
         Xs = X[: min(16, X.shape[0])]
         total = [0]
 
@@ -414,7 +581,7 @@ class Evaluator:
                 self._z_cache.clear()
             batch_n = min(n, self.batch_size or n)
         else:
-            _, X, _ = next(iter(self.batches()))
+            _, X, _ = self._first_batch()
             batch_n = int(X.shape[0])
         per_point = per_example * batch_n + self.spec.size * self.dirs.element_size() * 2
         size = int(self.memory_budget // per_point)

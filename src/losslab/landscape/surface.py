@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +22,7 @@ import torch
 from torch import nn
 
 from ..losses import get_loss
-from .directions import Directions, resolve_directions
+from .directions import Directions, check_dim, resolve_directions
 from .evaluate import Evaluator
 
 FORMAT_VERSION = 1
@@ -60,7 +63,10 @@ class Surface:
         return Directions(torch.as_tensor(self.base), torch.as_tensor(self.directions), self.kind, spec, dict(self.info))
 
     def min(self) -> dict:
-        """The grid point of lowest loss: its coordinates and loss."""
+        """The grid point of lowest loss: its coordinates and loss (NaN points ignored). When no
+        point has a loss (all NaN), ``{"coords": None, "loss": None}``."""
+        if self.loss.size == 0 or bool(np.isnan(self.loss).all()):
+            return {"coords": None, "loss": None}
         idx = np.unravel_index(int(np.nanargmin(self.loss)), self.loss.shape)
         return {"coords": [float(a[i]) for a, i in zip(self.axes, idx)], "loss": float(self.loss[idx])}
 
@@ -110,14 +116,23 @@ class Surface:
         for f in (npz, js):
             if not f.exists():
                 raise FileNotFoundError(f"{f} not found: a saved Surface is a pair <name>.npz + <name>.json")
-        meta = json.loads(js.read_text())
-        if meta.get("format") != "losslab.Surface":
-            raise ValueError(f"{js} is not a losslab Surface file (format={meta.get('format')!r})")
-        with np.load(npz) as z:
-            axes = tuple(z[f"axis{i}"] for i in range(meta["dim"]))
-            acc = z["accuracy"] if "accuracy" in z.files else None
-            return cls(axes, z["loss"], acc, z["base"], z["directions"], meta["kind"], tuple(meta["param_names"]),
-                       tuple(tuple(s) for s in meta["param_shapes"]), meta["settings"], meta["info"])
+        try:
+            meta = json.loads(js.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{js} is corrupt (not valid JSON: {e}); re-create it with Surface.save") from None
+        if not isinstance(meta, dict) or meta.get("format") != "losslab.Surface":
+            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise ValueError(f"{js} is not a losslab Surface file (format={got!r})")
+        try:
+            with open(npz, "rb") as f, np.load(f) as z:
+                axes = tuple(z[f"axis{i}"] for i in range(meta["dim"]))
+                acc = z["accuracy"] if "accuracy" in z.files else None
+                return cls(axes, z["loss"], acc, z["base"], z["directions"], meta["kind"],
+                           tuple(meta["param_names"]), tuple(tuple(s) for s in meta["param_shapes"]),
+                           meta["settings"], meta["info"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{npz} is corrupt or incomplete ({type(e).__name__}: {str(e)[:120]}); re-create it "
+                             f"with Surface.save") from None
 
 
 def load(path: str | os.PathLike) -> Surface:
@@ -142,31 +157,79 @@ def _jsonable(o):
     return o
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
 def grid_axes(resolution, span, dim: int) -> tuple[np.ndarray, ...]:
-    """Coordinate arrays. ``resolution``: int or one int per axis. ``span``: s (-> [-s, s]),
-    (lo, hi), or one (lo, hi) per axis."""
-    res = [resolution] * dim if isinstance(resolution, int) else list(resolution)
-    if len(res) != dim or any((not isinstance(r, (int, np.integer))) or r < 1 for r in res):
-        raise ValueError(f"resolution must be a positive int or {dim} positive ints, got {resolution!r}")
-    if isinstance(span, (int, float)):
-        if span <= 0:
-            raise ValueError(f"span must be > 0 (the grid covers [-span, span]), got {span}")
+    """Coordinate arrays. ``resolution``: int or one int per axis (>= 1). ``span``: s (-> [-s, s]),
+    (lo, hi), or one (lo, hi) per axis, all finite. An axis of resolution 1 is the single midpoint
+    (lo + hi) / 2 of its span (0, the model itself, for a symmetric span); otherwise the points
+    run from lo to hi inclusive."""
+    if _is_int(resolution):
+        res = [resolution] * dim
+    elif isinstance(resolution, (list, tuple, np.ndarray)):
+        res = list(resolution)
+    else:
+        res = None
+    if res is None or len(res) != dim or any(not _is_int(r) or r < 1 for r in res):
+        raise ValueError(f"resolution must be a positive int or {dim} positive ints (points per axis), "
+                         f"got {resolution!r}")
+    if _is_num(span):
+        if not math.isfinite(span) or span <= 0:
+            raise ValueError(f"span must be a finite number > 0 (the grid covers [-span, span]), got {span}")
         spans = [(-float(span), float(span))] * dim
     else:
-        span = list(span)
-        if len(span) == 2 and all(isinstance(s, (int, float)) for s in span):
-            spans = [(float(span[0]), float(span[1]))] * dim
-        elif len(span) == dim and all(len(s) == 2 for s in span):
-            spans = [(float(a), float(b)) for a, b in span]
+        sp = list(span) if isinstance(span, (list, tuple, np.ndarray)) else None
+        if sp is not None and len(sp) == 2 and all(_is_num(s) for s in sp):
+            spans = [(float(sp[0]), float(sp[1]))] * dim
+        elif sp is not None and len(sp) == dim and all(isinstance(s, (list, tuple, np.ndarray)) and len(s) == 2
+                                                      and all(_is_num(v) for v in s) for s in sp):
+            spans = [(float(a), float(b)) for a, b in sp]
         else:
-            raise ValueError(f"span must be s, (lo, hi) or one (lo, hi) per axis; got {span!r}")
+            raise ValueError(f"span must be a number s (the grid covers [-s, s]), (lo, hi), or one (lo, hi) per "
+                             f"axis; got {span!r}")
     for lo, hi in spans:
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"span must be finite, got ({lo}, {hi})")
         if not hi >= lo:
             raise ValueError(f"span (lo, hi) needs lo <= hi, got ({lo}, {hi})")
-    return tuple(np.linspace(lo, hi, r) for (lo, hi), r in zip(spans, res))
+    return tuple(np.array([(lo + hi) / 2]) if r == 1 else np.linspace(lo, hi, r) for (lo, hi), r in zip(spans, res))
+
+
+def _available_ram() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            info = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in f}
+        return int(info.get("MemAvailable", 8 * 2 ** 30))
+    except (OSError, ValueError):  # pragma: no cover - non-Linux
+        return 8 * 2 ** 30
+
+
+def check_grid_size(axes: tuple[np.ndarray, ...]) -> int:
+    """The number of grid points; a ValueError if the coordinates and results (float64 arrays,
+    about 8 (4k + 6) bytes per point) would need more than half the available memory."""
+    shape = [len(a) for a in axes]
+    M = math.prod(shape)
+    need = M * 8 * (4 * len(axes) + 6)
+    avail = _available_ram()
+    if need > avail / 2:
+        per_axis = max(1, int((avail / 2 / (8 * (4 * len(axes) + 6))) ** (1 / len(axes))))
+        raise ValueError(f"the grid has {M:,} points ({' x '.join(map(str, shape))}), needing about "
+                         f"{need / 2 ** 30:.1f} GiB for its coordinates and results, more than half the available "
+                         f"memory ({avail / 2 ** 30:.1f} GiB); use a smaller resolution (at most about {per_axis} "
+                         f"per axis here)")
+    return M
 
 
 def _fingerprint(ev: Evaluator, coords: torch.Tensor, extra: dict) -> str:
+    """The identity of a grid: plane, coordinates, settings and data. Tensor data are hashed
+    byte for byte; streamed data (a DataLoader, batches) by :meth:`Evaluator.data_fingerprint`,
+    one pass that does not depend on the order of the examples (a shuffling loader resumes)."""
     h = hashlib.sha256()
     for t in (ev.base, ev.dirs, coords):
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
@@ -176,6 +239,8 @@ def _fingerprint(ev: Evaluator, coords: torch.Tensor, extra: dict) -> str:
         d = as_data(ev.data)
         for t in (d.X, d.y):
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    else:
+        h.update(ev.data_fingerprint().encode())
     h.update(json.dumps(_jsonable(extra), sort_keys=True).encode())
     return h.hexdigest()
 
@@ -193,13 +258,23 @@ class _Checkpoint:
         self.acc = np.full(M, np.nan)
         self.done = np.zeros(M, dtype=bool)
         self._last = 0.0
+        if self.path.is_dir():
+            raise ValueError(f"checkpoint {self.path} is a directory; pass a file path (an .npz name)")
         if self.path.exists():
-            with np.load(self.path) as z:
-                if str(z["key"]) != key or z["loss"].shape[0] != M:
-                    raise ValueError(
-                        f"checkpoint {self.path} belongs to a different grid (other model, data, directions, "
-                        f"coordinates or settings); delete it or pass another checkpoint path")
-                self.loss, self.acc, self.done = z["loss"].copy(), z["acc"].copy(), z["done"].copy()
+            try:
+                with open(self.path, "rb") as f, np.load(f) as z:
+                    zkey, loss, acc, done = str(z["key"]), z["loss"].copy(), z["acc"].copy(), z["done"].copy()
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                raise ValueError(f"corrupt checkpoint {self.path} ({type(e).__name__}): delete it or choose another "
+                                 f"path") from None
+            if not (loss.shape == acc.shape == done.shape and loss.ndim == 1 and done.dtype == bool):
+                raise ValueError(f"corrupt checkpoint {self.path} (inconsistent arrays): delete it or choose another "
+                                 f"path")
+            if zkey != key or loss.shape[0] != M:
+                raise ValueError(
+                    f"checkpoint {self.path} belongs to a different grid (other model, data, directions, "
+                    f"coordinates or settings); delete it or pass another checkpoint path")
+            self.loss, self.acc, self.done = loss, acc, done
 
     def update(self, idx: np.ndarray, loss, acc, *, force: bool = False):
         self.loss[idx] = loss
@@ -218,7 +293,7 @@ class _Checkpoint:
         self._last = time.monotonic()
 
 
-def surface(model: nn.Module, data, *, loss, directions="filter", dim: int = 2, resolution=21, span=1.0,
+def surface(model: nn.Module, data, *, loss, directions="filter", dim: int | None = None, resolution=21, span=1.0,
             seed: int | torch.Generator = 0, include_biases: bool = False, orthogonalize: bool = False,
             bn: str = "eval", batch_size: int | None = None, chunk_size: int | None = None,
             memory_budget: int | None = None, dtype: torch.dtype = torch.float32, device=None,
@@ -230,28 +305,42 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int = 2, 
     ``directions``: a kind from :data:`DIRECTIONS` ("filter", "layer", "model", "gaussian",
     "unnormalized"; drawn with ``seed``, ``include_biases``, ``orthogonalize``), a
     :class:`Directions` (``line_through``, ``plane_through``, ``explicit_directions``,
-    ``eigenvector_directions``) or ``PCADirections``, or 1-2 flat vectors / parameter dicts.
-    ``resolution``: points per axis; ``span``: s for [-s, s], (lo, hi), or one pair per axis.
-    ``loss``: a name from LOSSES or a Loss. ``data``: (X, y), Data/Splits, or an iterable of
-    batches (a DataLoader); the loss is the exact full-data mean whatever the batching.
+    ``eigenvector_directions``) or ``PCADirections``, or 1-2 flat vectors / parameter dicts
+    (finite, nonzero). ``dim``: 1 or 2 axes; None (default) means 2 for a kind and the number
+    of given directions otherwise (a ``dim`` contradicting given directions is an error).
+    ``resolution``: points per axis (an int >= 1; a single point is the midpoint of the span,
+    i.e. the model itself for a symmetric span); ``span``: s for [-s, s], (lo, hi), or one pair
+    per axis (finite). ``loss``: a name from LOSSES or a Loss. ``data``: (X, y) tensors or numpy
+    arrays, Data/Splits, or an iterable of batches (a DataLoader; checked for NaN/inf on the
+    first pass); the loss is the exact full-data mean whatever the batching.
+    Points where the loss overflows (NaN/inf, e.g. far out with a large span) stay in ``loss``;
+    their number is ``info['nonfinite_points']`` and a RuntimeWarning says so.
     ``bn``: "eval" (running statistics) or "recompute" (see losslab.landscape.evaluate).
-    ``dtype``: float32 (default) or float64. ``precision``: "fp32" (default), "tf32" or "bf16";
-    with the last two ``info['precision_max_rel_error']`` is measured against fp32 on up to 9 points.
+    ``dtype``: float32 (default) or float64 (a torch.dtype or its name). ``precision``: "fp32"
+    (default), "tf32" or "bf16" (the last two need float32); with them
+    ``info['precision_max_rel_error']`` is measured against fp32 on up to 9 points.
+    ``device``: "cpu", "cuda[:i]" (where available) or None (the model's device).
     ``progress(done, total)`` is called as chunks complete; ``checkpoint`` (an .npz path) keeps
-    partial results and a rerun with the same arguments resumes from it.
+    partial results and a rerun with the same arguments and data resumes from it (it is also
+    written when the run stops on an exception or KeyboardInterrupt).
     The caller's model is never modified.
     """
     t0 = time.perf_counter()
-    if dim not in (1, 2):
-        raise ValueError(f"dim must be 1 (a curve) or 2 (a plane), got {dim}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    dim = check_dim(dim)
+    if isinstance(seed, bool) or not isinstance(seed, (int, torch.Generator)):
+        raise TypeError(f"seed must be an int or a torch.Generator (e.g. seed=0), got {seed!r}")
     lossobj = get_loss(loss)
-    from ..validate import check_model_data
+    from ..validate import as_tensors, check_model_data
 
+    data = as_tensors(data)
     check_model_data(model, data, lossobj)
     d = resolve_directions(model, directions, dim=dim, seed=seed, include_biases=include_biases,
                            orthogonalize=orthogonalize)
     dim = d.k
     axes = grid_axes(resolution, span, dim)
+    check_grid_size(axes)
     mesh = np.meshgrid(*axes, indexing="ij")
     coords = torch.as_tensor(np.stack([m.reshape(-1) for m in mesh], axis=1))  # (M, k), row-major (i, j)
     M = coords.shape[0]
@@ -286,8 +375,16 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int = 2, 
         if progress is not None:
             progress(counter[0], M)
 
-    if len(todo):
-        ev.run_chunked(coords[torch.as_tensor(todo)], on_chunk=on_chunk)
+    try:
+        if len(todo):
+            ev.run_chunked(coords[torch.as_tensor(todo)], on_chunk=on_chunk)
+    except BaseException:  # an error or an interrupt: keep the finished points, then re-raise
+        if ck is not None:
+            try:
+                ck.write()
+            except Exception as e:  # pragma: no cover - e.g. the disk is full; the original error matters more
+                warnings.warn(f"could not write checkpoint {ck.path}: {e}", RuntimeWarning, stacklevel=2)
+        raise
     if ck is not None:
         ck.write()
     is_cls = lossobj.task in ("classification", "binary")
@@ -295,15 +392,21 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int = 2, 
     info.update(strategy=("vmap" if ev._vmap_ok else "loop") if ev._vmap_ok is not None else "resumed",
                 chunk_size=ev.chunk_size, affine_first_layer=ev.affine is not None,
                 mlp_fast_path=ev.fast is not None, n_examples=ev.n_examples,
-                seconds=time.perf_counter() - t0, points=M, resumed_points=done0)
+                seconds=time.perf_counter() - t0, points=M, resumed_points=done0,
+                nonfinite_points=int((~np.isfinite(loss_arr)).sum()))
+    if info["nonfinite_points"]:
+        warnings.warn(f"{info['nonfinite_points']} of {M} grid points have a NaN/inf loss (overflow far from the "
+                      f"model? try a smaller span); they stay NaN/inf in Surface.loss and Surface.min skips NaN",
+                      RuntimeWarning, stacklevel=2)
     if precision != "fp32" and M:
         pick = np.unique(np.linspace(0, M - 1, min(9, M)).round().astype(int))
-        ref = Evaluator(model, data, lossobj, d.base, d.vectors, batch_size=batch_size, bn=bn, dtype=dtype,
+        # ev.data: a one-shot generator was read into a list by the first Evaluator
+        ref = Evaluator(model, ev.data, lossobj, d.base, d.vectors, batch_size=batch_size, bn=bn, dtype=dtype,
                         device=device, strategy=strategy, affine=affine, precision="fp32",
                         memory_budget=memory_budget)
         rl, _ = ref.run_chunked(coords[torch.as_tensor(pick)])
         rel = np.abs(loss_arr[pick] - rl.double().numpy()) / np.maximum(np.abs(rl.double().numpy()), 1e-30)
-        info["precision_max_rel_error"] = float(rel.max())
+        info["precision_max_rel_error"] = float(np.nanmax(rel)) if np.isfinite(rel).any() else float("nan")
         info["precision_error_points"] = len(pick)
     shape = tuple(len(a) for a in axes)
     return Surface(axes=axes, loss=loss_arr.reshape(shape), accuracy=acc_arr.reshape(shape) if is_cls else None,
