@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 
 from .lanczos import _generator, _tridiag, lanczos_iterate
-from .operator import as_operator
+from .operator import as_operator, check_int, check_positive
 from .trace import probes
 
 
@@ -83,14 +83,21 @@ class SpectralDensity:
         return (k * self.weights[None]).sum((1, 2)) / self.n_probes
 
 
-def slq(op, *, n_probes: int = 10, n_steps: int = 80, seed: int | torch.Generator | None = 0,
+def slq(op, *, n_probes: int = 10, n_steps: int = 80, seed: int | torch.Generator = 0,
         sigma: float | None = None, grid_points: int = 1000) -> SpectralDensity:
     """Stochastic Lanczos quadrature: ``n_probes`` runs of ``n_steps`` Lanczos steps (full
     reorthogonalization) from normalized Rademacher probes. ``sigma`` defaults to 1% of the
-    node range; the grid spans the nodes +- 5 sigma."""
+    node range; the grid spans the nodes +- 5 sigma. ``seed``: an int or a ``torch.Generator``.
+    A NaN/inf operator product raises a ValueError."""
     op = as_operator(op)
-    if n_probes < 1 or n_steps < 1:
+    if (isinstance(n_probes, int) and isinstance(n_steps, int)) and (n_probes < 1 or n_steps < 1):
         raise ValueError(f"n_probes and n_steps must be >= 1, got {n_probes}, {n_steps}")
+    n_probes, n_steps = check_int("n_probes", n_probes), check_int("n_steps", n_steps)
+    grid_points = check_int("grid_points", grid_points, minimum=2)
+    if sigma is not None:
+        if isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        sigma = check_positive("sigma", sigma)
     gen = _generator(seed)
     device = getattr(op, "device", "cpu")
     n0 = getattr(op, "n_products", 0)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..losses import Loss
-from .operator import BlockSpec, HessianOperator
+from .operator import BlockSpec, HessianOperator, NonFiniteError, UnsupportedModelError, _quiet_torch_jit
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,22 @@ def exact_hessian(model: nn.Module, data, loss: str | Loss, *, kind: str = "hess
 
 def dense_matrix(op: HessianOperator, *, chunk_size: int | None = 256) -> torch.Tensor:
     """The dense matrix of a :class:`HessianOperator` by automatic differentiation (not products)."""
+    try:
+        with _quiet_torch_jit():
+            H = _dense(op, chunk_size)
+    except NotImplementedError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnsupportedModelError(
+            f"the exact {op.kind} is built with torch.func transforms (jacrev/vmap{', jvp' if op.kind == 'ggn' else ''}), "
+            f"which do not support this model ({first}); use hessian_operator(..., method='double_backward') with "
+            "lanczos/hutchinson/slq instead") from None
+    if not bool(torch.isfinite(H).all()):
+        raise NonFiniteError(f"the exact {op.kind} is not finite (NaN/inf): the loss or its gradient is not finite at "
+                             "these parameters (a diverged model?) or overflows; use finite parameters or float64")
+    return H
+
+
+def _dense(op: HessianOperator, chunk_size: int | None) -> torch.Tensor:
     from torch.func import grad, jacrev, jvp
 
     spec, theta = op.spec, op.theta

@@ -24,6 +24,7 @@ carries the true residual.
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from ..registry import Registry
-from .operator import as_operator
+from .operator import NonFiniteError, as_operator, check_int, check_positive, check_seed
 
 
 class ConvergenceWarning(UserWarning):
@@ -78,12 +79,20 @@ def _random_unit(size: int, gen: torch.Generator, dtype, device) -> torch.Tensor
     return v / torch.linalg.vector_norm(v)
 
 
-def _generator(seed: int | torch.Generator | None) -> torch.Generator:
+def _generator(seed: int | torch.Generator) -> torch.Generator:
+    """The generator for ``seed``: an int (a fresh CPU generator seeded with it) or a
+    ``torch.Generator`` (used as is, so its state advances). Anything else is a TypeError."""
+    check_seed(seed)
     if isinstance(seed, torch.Generator):
         return seed
     g = torch.Generator()
-    g.manual_seed(0 if seed is None else int(seed))
+    g.manual_seed(int(seed))
     return g
+
+
+def _not_finite(what: str) -> NonFiniteError:
+    return NonFiniteError(f"{what} is not finite (NaN/inf): the operator returned NaN/inf (for a Hessian: the loss or "
+                          "its gradient is not finite at these parameters, e.g. a diverged model); check the operator")
 
 
 def _tridiag(alphas: list[float], betas: list[float]) -> torch.Tensor:
@@ -135,10 +144,12 @@ def lanczos_iterate(op, v0: torch.Tensor, m: int, *, gen: torch.Generator, stop=
         # an operator output that aliases its input is never overwritten.
         h = Qj @ w
         alpha = float(h[j])
-        alphas.append(alpha)
         w = torch.addmv(w, Qj.T, h, alpha=-1)
         w = torch.addmv(w, Qj.T, Qj @ w, alpha=-1)
         beta = float(torch.linalg.vector_norm(w))
+        if not (math.isfinite(alpha) and math.isfinite(beta)):  # any operator (a HessianOperator raises first)
+            raise _not_finite(f"Lanczos step {j + 1}: the operator product")
+        alphas.append(alpha)
         scale = max(scale, abs(alpha) + beta + beta_prev)
         if stop is not None and stop(alphas, betas, beta):
             return rows[: j + 1].T, alphas, betas, beta
@@ -173,29 +184,33 @@ def _bounds(theta: np.ndarray, Y: np.ndarray, beta: float, idx: np.ndarray):
         r = beta * abs(last[i])
         gap = min((abs(t - th[i]) for j, t in enumerate(th) if j != i), default=float("inf"))
         res.append(r)
-        bounds.append(min(r, r * r / gap) if gap > 0 else r)
+        # no other Ritz value (one step): the gap is unknown, so only the residual bounds the error
+        bounds.append(min(r, r * r / gap) if 0 < gap < float("inf") else r)
     return res, bounds
 
 
 def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_iter: int | None = None,
-            seed: int | torch.Generator | None = 0, v0: torch.Tensor | None = None, vectors: bool = True,
+            seed: int | torch.Generator = 0, v0: torch.Tensor | None = None, vectors: bool = True,
             warn: bool = True) -> Eigen:
     """The k eigenvalues at one end of the spectrum (and eigenvectors) by Lanczos.
 
     ``op``: a :class:`HessianOperator`, a square tensor, or any operator with ``matvec``.
     ``which``: ``largest`` (top-k, largest first) or ``smallest`` (bottom-k, smallest first).
     ``tol``: stop when every wanted Ritz value's error bound min(r, r^2/gap) and its last
-    change are below ``tol * max|theta|``. ``max_iter``: Lanczos steps (default
-    min(P, max(60, 20 k))). ``v0``: starting vector (e.g. the previous top eigenvector).
-    Each step costs one operator product; memory is ``max_iter`` vectors.
+    change are below ``tol * max|theta|`` (so at least two steps are needed unless the Krylov
+    space is the whole space). ``max_iter``: Lanczos steps (default min(P, max(60, 20 k))).
+    ``seed``: an int or a ``torch.Generator`` (the random start). ``v0``: starting vector
+    (e.g. the previous top eigenvector). Each step costs one operator product; memory is
+    ``max_iter`` vectors. A NaN/inf operator product raises a ValueError.
     """
     op = as_operator(op)
     which = WHICH.get(which)
     P = op.size
-    if not (isinstance(k, int) and 1 <= k <= P):
+    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= P):
         raise ValueError(f"k must be an integer in [1, {P}] (the operator size), got {k!r}")
-    if tol <= 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
+    tol = check_positive("tol", tol)
+    if max_iter is not None:
+        check_int("max_iter", max_iter)
     m_max = min(P, max(60, 20 * k)) if max_iter is None else min(P, int(max_iter))
     if m_max < k:
         raise ValueError(f"max_iter={max_iter} is below k={k}; need at least k Lanczos steps")
@@ -207,7 +222,7 @@ def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_it
         raise ValueError(f"v0 must be a finite nonzero vector of length {P}")
     n0 = getattr(op, "n_products", 0)
     t0 = time.perf_counter()
-    state: dict = {"prev": None, "ok": False}
+    state: dict = {"prev": None, "ok": False, "moved": float("inf"), "scale": 1.0, "tests": 0}
 
     def stop(alphas, betas, beta):
         m = len(alphas)
@@ -226,6 +241,7 @@ def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_it
         prev = state["prev"]
         moved = float("inf") if prev is None else float(np.abs(wanted - prev).max())
         state["prev"] = wanted
+        state.update(moved=moved, scale=scale, tests=state["tests"] + 1)
         state["ok"] = max(bnd) <= tol * scale and moved <= tol * scale
         return state["ok"]
 
@@ -237,8 +253,7 @@ def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_it
     converged = bool(state["ok"])
     vals = torch.from_numpy(np.ascontiguousarray(theta[idx])).to(op.dtype)
     vecs = (Q @ torch.from_numpy(np.ascontiguousarray(Y[:, idx])).to(dtype=Q.dtype, device=Q.device)) if vectors else None
-    msg = "converged" if converged else (f"not converged after {len(alphas)} Lanczos steps: error bounds "
-                                         f"{[f'{b:.2e}' for b in bnd]} vs tol {tol:g} x scale; raise max_iter or tol")
+    msg = "converged" if converged else _why_not(len(alphas), m_max, max_iter, k, tol, bnd, state)
     report = ConvergenceReport("lanczos", converged, len(alphas), getattr(op, "n_products", 0) - n0, tol,
                                tuple(float(r) for r in res), tuple(float(b) for b in bnd),
                                time.perf_counter() - t0, msg)
@@ -247,15 +262,32 @@ def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_it
     return Eigen(vals, vecs, which, report)
 
 
+def _why_not(n: int, m_max: int, max_iter, k: int, tol: float, bnd, state: dict) -> str:
+    """The real reason Lanczos stopped unconverged (the budget ran out in every case)."""
+    budget = f"max_iter={max_iter}" if max_iter is not None else f"the default max_iter={m_max}"
+    thr = tol * state["scale"]
+    if state["tests"] < 2:  # the Ritz values were never compared across two steps
+        return (f"not converged: {budget} reached after {n} Lanczos step(s), too few to test convergence (the Ritz "
+                f"values must settle over at least {k + 1} steps for k={k}); raise max_iter")
+    if max(bnd, default=0.0) > thr:
+        return (f"not converged: {budget} reached after {n} Lanczos steps with error bounds "
+                f"{[f'{b:.2e}' for b in bnd]} above tol x scale = {thr:.2e}; raise max_iter or tol")
+    return (f"not converged: {budget} reached after {n} Lanczos steps; the error bounds are met but the Ritz values "
+            f"still moved by {state['moved']:.2e} (> tol x scale = {thr:.2e}) in the last step; raise max_iter or tol")
+
+
 def power_iteration(op, k: int = 1, *, tol: float = 1e-3, max_iter: int = 100,
-                    seed: int | torch.Generator | None = 0, warn: bool = True) -> Eigen:
+                    seed: int | torch.Generator = 0, warn: bool = True) -> Eigen:
     """The k largest-magnitude eigenpairs by power iteration with deflation (Gram-Schmidt
     against the pairs already found), stopping when the Rayleigh quotient's relative change
-    is below ``tol`` (the rule PyHessian uses). For comparison with :func:`lanczos`."""
+    is below ``tol`` (> 0, the rule PyHessian uses) within ``max_iter`` (>= 1) products per
+    eigenvalue. For comparison with :func:`lanczos`."""
     op = as_operator(op)
     P = op.size
-    if not (isinstance(k, int) and 1 <= k <= P):
+    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= P):
         raise ValueError(f"k must be an integer in [1, {P}], got {k!r}")
+    tol = check_positive("tol", tol)
+    max_iter = check_int("max_iter", max_iter)
     gen = _generator(seed)
     device = getattr(op, "device", torch.device("cpu"))
     n0 = getattr(op, "n_products", 0)
@@ -275,6 +307,8 @@ def power_iteration(op, k: int = 1, *, tol: float = 1e-3, max_iter: int = 100,
             iters += 1
             lam = float(torch.dot(v, Hv))
             r = float(torch.linalg.vector_norm(Hv - lam * v))
+            if not (math.isfinite(lam) and math.isfinite(r)):
+                raise _not_finite(f"power iteration step {_it + 1}: the operator product")
             if lam_prev is not None and abs(lam - lam_prev) <= tol * (abs(lam_prev) + 1e-12):
                 ok = True
                 break

@@ -23,10 +23,21 @@ restricts the operator to a subset of parameters (one layer, or any filter): H_B
 principal sub-matrix, with all other parameters held fixed. The caller's model is never
 mutated: parameters and buffers are copied (and cast to ``dtype``), and the train/eval mode is
 restored after every forward pass.
+
+Checks (cheap, at the boundary): parameters, buffers and every data batch must be finite when
+the operator is built (once; a DataLoader's batches are all read then), and every product must
+be finite -- a NaN/inf product (the loss or its gradient not finite at these parameters, e.g. a
+diverged model) raises :class:`NonFiniteError` (a ValueError), so Lanczos, power iteration,
+Hutchinson and SLQ stop at once instead of running on NaN. A model that forward-mode autodiff
+cannot handle (LSTM/GRU/RNN kernels) with ``forward_over_reverse`` or the GGN raises
+:class:`UnsupportedModelError` (a ValueError and a NotImplementedError) at the first product.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
+import warnings
 from typing import Callable, Iterable, Sequence
 
 import torch
@@ -46,6 +57,66 @@ OPERATOR_KINDS.register("hessian", "hessian", doc="The Hessian of the full-data 
 OPERATOR_KINDS.register("ggn", "ggn", doc="The generalized Gauss-Newton matrix J^T H_out J (PSD for convex losses).")
 
 BlockSpec = None | str | Sequence[str] | Callable[[str], bool]
+
+
+class UnsupportedModelError(ValueError, NotImplementedError):
+    """The chosen differentiation method cannot handle this model (e.g. forward-mode autodiff
+    through LSTM/GRU/RNN kernels). A ValueError (bad input choice) and a NotImplementedError."""
+
+
+class NonFiniteError(ValueError):
+    """The loss, its gradient or a curvature product is NaN/inf at the given parameters."""
+
+
+# -- argument checks shared by the curvature functions (cheap, at the public boundary) -----------
+def check_int(name: str, value, *, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``; bools, floats and strings are rejected (TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum} (an integer), got {value}")
+    return int(value)
+
+
+def check_positive(name: str, value, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite float > 0 (or >= 0 with ``allow_zero``); NaN, inf and bools rejected."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>=' if allow_zero else '>'} 0 and finite, got {value!r}")
+    return v
+
+
+def check_seed(seed) -> None:
+    """A seed is an int or a ``torch.Generator`` (None, floats and bools are rejected: they would
+    silently become some other seed)."""
+    if isinstance(seed, torch.Generator):
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int or a torch.Generator, got {seed!r} ({type(seed).__name__}); "
+                        "pass e.g. seed=0")
+
+
+@contextlib.contextmanager
+def _quiet_torch_jit():
+    """torch.func.jvp's first call imports torch's forward-mode decompositions, which call the
+    deprecated ``torch.jit.script`` and warn ~18 times (torch internals, nothing the user can
+    act on): silence exactly those, here only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)
+        yield
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry of ``t`` is finite. Fast path: a NaN/inf entry makes the sum NaN/inf,
+    so a finite sum proves it (one reduction, ~15x cheaper on CPU than ``isfinite(t).all()``);
+    only a non-finite sum (or an overflowing one) takes the exact check."""
+    return math.isfinite(float(t.sum())) or bool(torch.isfinite(t).all())
+
+
+def _nonfinite_tensors(tensors: dict[str, torch.Tensor]) -> list[str]:
+    return [n for n, t in tensors.items() if t.is_floating_point() and t.numel() and not all_finite(t)]
 
 
 def select_block(names: Sequence[str], block: BlockSpec) -> list[str]:
@@ -101,6 +172,8 @@ class HessianOperator:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         from ..validate import check_model_data
 
+        if batch_size is not None:
+            batch_size = check_int("batch_size", batch_size)  # (None: the whole data in one batch)
         check_model_data(model, data, loss)
         self.kind = OPERATOR_KINDS.get(kind)
         self.method = HVP_METHODS.get(method)
@@ -129,12 +202,28 @@ class HessianOperator:
         self._fixed = {n: _cast(p, dtype) for n, p in trainable.items() if n not in self._params}
         self._fixed.update({n: _cast(p, dtype) for n, p in model.named_parameters() if not p.requires_grad})
         self._buffers = {n: _cast(b, dtype) for n, b in model.named_buffers()}
+        bad = _nonfinite_tensors({**self._params, **self._fixed})
+        if bad:
+            raise NonFiniteError(
+                f"parameter(s) {', '.join(bad)} contain NaN or inf (in {str(dtype).replace('torch.', '')}); the loss "
+                "and its Hessian are undefined there (a diverged model?): use a finite checkpoint or re-initialize")
+        bad = _nonfinite_tensors(self._buffers)
+        if bad:
+            raise NonFiniteError(f"buffer(s) {', '.join(bad)} contain NaN or inf (e.g. batch-norm running statistics "
+                                 "of a diverged run); reset them (module.reset_running_stats()) or use a finite checkpoint")
         self.spec = ParamSpec(names=tuple(block_names), shapes=tuple(p.shape for p in self._params.values()),
                               dtype=dtype, device=self.device)
+        from ..validate import check_finite
+
         self._batches = []
-        for X, y in iterate_batches(data, batch_size):
+        for i, (X, y) in enumerate(iterate_batches(data, batch_size)):
             X = _cast(torch.as_tensor(X), dtype).to(self.device)
             y = _cast(torch.as_tensor(y), dtype).to(self.device)
+            # every batch once, here (a DataLoader's later batches are not seen by check_model_data)
+            try:
+                check_finite(X, y, what=f"data batch {i}")
+            except ValueError as e:
+                raise NonFiniteError(str(e)) from None
             self._batches.append((X, y))
         self.n = sum(int(X.shape[0]) for X, _ in self._batches)
         if self.n == 0:
@@ -208,7 +297,37 @@ class HessianOperator:
         if v.dim() != want or v.shape[0] != self.size:
             raise ValueError(f"expected a {'(P, k) matrix' if batched else '(P,) vector'} with P={self.size}, "
                              f"got shape {tuple(v.shape)}")
-        return v.to(dtype=self.dtype, device=self.device)
+        v = v.to(dtype=self.dtype, device=self.device)
+        if not all_finite(v):
+            raise ValueError(f"the {'matrix V' if batched else 'vector v'} contains NaN or inf; pass finite values")
+        return v
+
+    def _finite(self, out: torch.Tensor) -> torch.Tensor:
+        """``out`` if finite, else a clear error: parameters and data were checked finite when the
+        operator was built, so a NaN/inf product means the loss or its gradient overflowed or is
+        undefined here (a diverged model, log(0), sqrt of a negative, float16 overflow...)."""
+        if all_finite(out):
+            return out
+        try:
+            loss = f"{self.loss_at():.6g}"
+        except Exception:  # noqa: BLE001 -- only for the message
+            loss = "not computable"
+        raise NonFiniteError(
+            f"the {'Hessian' if self.kind == 'hessian' else 'Gauss-Newton'}-vector product is not finite (NaN/inf) at "
+            f"these parameters: the loss ({loss}) or its "
+            f"gradient is not finite or overflows in {str(self.dtype).replace('torch.', '')} (a diverged model?); "
+            "evaluate the curvature at finite, trained parameters, or use dtype=torch.float64")
+
+    def _unsupported(self, e: Exception) -> UnsupportedModelError:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if self.kind == "hessian":
+            return UnsupportedModelError(
+                f"method='forward_over_reverse' (torch.func.jvp) does not support this model ({first}); "
+                "LSTM/GRU/RNN kernels have no forward-mode rule: use method='double_backward'")
+        return UnsupportedModelError(
+            f"the Gauss-Newton operator needs forward-mode autodiff (torch.func.jvp), which does not support this model "
+            f"({first}); LSTM/GRU/RNN kernels have no forward-mode rule: use hessian_operator(..., "
+            "method='double_backward') instead")
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """H v for one flat vector v (P,)."""
@@ -220,12 +339,16 @@ class HessianOperator:
             for b, (X, y) in enumerate(self._batches):
                 hv = self._double_backward(b, X, y, vs)
                 out = hv if out is None else out.add_(hv)
-            return out
+            return self._finite(out)
         out = torch.zeros(self.size, dtype=self.dtype, device=self.device)
         vd = self.spec.unflatten(v)
-        for X, y in self._batches:
-            out += self.spec.flatten(self._product_func(X, y, vd))
-        return out
+        try:
+            with _quiet_torch_jit():
+                for X, y in self._batches:
+                    out += self.spec.flatten(self._product_func(X, y, vd))
+        except NotImplementedError as e:
+            raise self._unsupported(e) from None
+        return self._finite(out)
 
     __call__ = matvec
 
@@ -243,10 +366,14 @@ class HessianOperator:
         self.n_products += k
         out = torch.zeros(self.size, k, dtype=self.dtype, device=self.device)
         Vd = self.spec.unflatten(V.T.contiguous())  # dict of (k, *shape)
-        for b, (X, y) in enumerate(self._batches):
-            fn = lambda vd, b=b, X=X, y=y: self.spec.flatten(self._product_func(X, y, vd))  # noqa: E731
-            out += vmap(fn, randomness="same")(Vd).T
-        return out
+        try:
+            with _quiet_torch_jit():
+                for b, (X, y) in enumerate(self._batches):
+                    fn = lambda vd, b=b, X=X, y=y: self.spec.flatten(self._product_func(X, y, vd))  # noqa: E731
+                    out += vmap(fn, randomness="same")(Vd).T
+        except NotImplementedError as e:
+            raise self._unsupported(e) from None
+        return self._finite(out)
 
     def _split(self, v: torch.Tensor) -> list[torch.Tensor]:
         """Flat (P,) -> list of views shaped like the block's parameters (no copies)."""

@@ -31,7 +31,7 @@ from torch import nn
 from ..losses import Loss
 from ..registry import Registry
 from .lanczos import Eigen, _generator, lanczos
-from .operator import BlockSpec, HessianOperator, hessian_operator
+from .operator import BlockSpec, HessianOperator, NonFiniteError, check_int, check_positive, check_seed, hessian_operator
 from .trace import TraceEstimate, hutchinson, hutchpp
 
 
@@ -39,11 +39,23 @@ def _op(model, data, loss, *, block=None, batch_size=None, dtype=None, method="d
     return hessian_operator(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, method=method)
 
 
+def _base_loss(op: HessianOperator) -> float:
+    """The loss at the operator's point, which must be finite (parameters and data are)."""
+    base = op.loss_at()
+    if not math.isfinite(base):
+        raise NonFiniteError(f"the loss at the model's parameters is {base} (not finite) although parameters and data "
+                             "are finite; sharpness is undefined there (a diverged model?): use finite, trained "
+                             "parameters")
+    return base
+
+
 def lambda_max(model: nn.Module, data, loss: str | Loss, *, tol: float = 1e-6, max_iter: int | None = None,
-               seed: int | torch.Generator | None = 0, block: BlockSpec = None, batch_size: int | None = None,
+               seed: int | torch.Generator = 0, block: BlockSpec = None, batch_size: int | None = None,
                dtype: torch.dtype | None = None, method: str = "double_backward",
                v0: torch.Tensor | None = None) -> Eigen:
     """The top Hessian eigenvalue and eigenvector by Lanczos (see :func:`lanczos` for ``tol``)."""
+    check_seed(seed)
+    check_positive("tol", tol)
     op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, method=method)
     return lanczos(op, 1, which="largest", tol=tol, max_iter=max_iter, seed=seed, v0=v0)
 
@@ -54,13 +66,14 @@ TRACE_METHODS.register("hutchpp", hutchpp)
 
 
 def hessian_trace(model: nn.Module, data, loss: str | Loss, *, method: str = "hutchinson",
-                  seed: int | torch.Generator | None = 0, block: BlockSpec = None, batch_size: int | None = None,
+                  seed: int | torch.Generator = 0, block: BlockSpec = None, batch_size: int | None = None,
                   dtype: torch.dtype | None = None, **options) -> TraceEstimate:
     """tr H by ``hutchinson`` (options rtol, atol, min_samples, max_samples) or ``hutchpp``
     (option n_products)."""
     from ..registry import call_with_options
 
     fn = TRACE_METHODS.get(method)
+    check_seed(seed)
     op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
     import functools
 
@@ -80,19 +93,18 @@ class EpsilonSharpness:
 
 
 def epsilon_sharpness(model: nn.Module, data, loss: str | Loss, *, epsilon: float = 1e-3, maxiter: int = 10,
-                      seed: int | torch.Generator | None = 0, block: BlockSpec = None,
+                      seed: int | torch.Generator = 0, block: BlockSpec = None,
                       batch_size: int | None = None, dtype: torch.dtype | None = torch.float64) -> EpsilonSharpness:
     """epsilon-sharpness (Keskar et al. 2017, Metric 2.1 with A = I), maximized by L-BFGS-B."""
     from scipy.optimize import minimize
     from torch.func import grad_and_value
 
-    if epsilon <= 0:
-        raise ValueError(f"epsilon must be > 0, got {epsilon}")
-    if maxiter < 1:
-        raise ValueError(f"maxiter must be >= 1, got {maxiter}")
+    epsilon = check_positive("epsilon", epsilon)
+    maxiter = check_int("maxiter", maxiter)
+    check_seed(seed)
     op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
     theta = op.theta
-    base = op.loss_at()
+    base = _base_loss(op)
     width = (epsilon * (theta.abs() + 1)).cpu().numpy().astype(np.float64)  # box half-widths
     gen = _generator(seed)
     z0 = ((torch.rand(op.size, generator=gen, dtype=torch.float64) * 2 - 1).numpy()) * width
@@ -128,18 +140,20 @@ class LossRise:
 
 
 def loss_rise(model: nn.Module, data, loss: str | Loss, *, radius: float | list[float] = 0.1,
-              n_directions: int = 20, seed: int | torch.Generator | None = 0, include_1d: bool = False,
+              n_directions: int = 20, seed: int | torch.Generator = 0, include_1d: bool = False,
               block: BlockSpec = None, batch_size: int | None = None,
               dtype: torch.dtype | None = None) -> LossRise:
     """Mean of L(theta + r d) - L(theta) over ``n_directions`` filter-normalized directions d."""
     radii = [float(radius)] if isinstance(radius, (int, float)) else [float(r) for r in radius]
     if not radii:
         raise ValueError("radius must be a number or a non-empty list of numbers")
-    if n_directions < 1:
-        raise ValueError(f"n_directions must be >= 1, got {n_directions}")
+    if not all(math.isfinite(r) for r in radii):
+        raise ValueError(f"radius must be finite, got {radii}")
+    n_directions = check_int("n_directions", n_directions)
+    check_seed(seed)
     op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
     gen = _generator(seed)
-    base = op.loss_at()
+    base = _base_loss(op)
     theta = op.theta
     from ..landscape.directions import filter_normalized  # Li et al. 2018 (definition in DESIGN.md)
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from ..registry import Registry
-from .lanczos import ConvergenceWarning, _generator
-from .operator import as_operator
+from .lanczos import ConvergenceWarning, _generator, _not_finite
+from .operator import as_operator, check_int, check_positive
 
 PROBES: Registry = Registry("probe distribution")
 PROBES.register("rademacher", "rademacher", doc="Entries +-1 with probability 1/2 (minimum variance).")
@@ -67,19 +67,25 @@ def probes(size: int, n: int, *, gen: torch.Generator, dtype=torch.float64, devi
 
 
 def hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_samples: int = 10, max_samples: int = 1000,
-               block: int = 1, distribution: str = "rademacher", seed: int | torch.Generator | None = 0,
+               block: int = 1, distribution: str = "rademacher", seed: int | torch.Generator = 0,
                warn: bool = True) -> TraceEstimate:
     """Hutchinson trace estimate with standard error and the stopping rule above.
 
     ``block``: probes per operator call (uses ``matmat``; vmapped for forward-over-reverse).
+    ``seed``: an int or a ``torch.Generator``. A NaN/inf sample raises a ValueError at once.
     """
     op = as_operator(op)
-    if min_samples < 2:
+    if isinstance(min_samples, int) and not isinstance(min_samples, bool) and min_samples < 2:
         raise ValueError(f"min_samples must be >= 2 (a standard error needs two samples), got {min_samples}")
+    min_samples = check_int("min_samples", min_samples, minimum=2)
+    max_samples = check_int("max_samples", max_samples, minimum=2)
     if max_samples < min_samples:
         raise ValueError(f"max_samples ({max_samples}) must be >= min_samples ({min_samples})")
-    if rtol < 0 or atol < 0:
+    if isinstance(rtol, (int, float)) and isinstance(atol, (int, float)) and (rtol < 0 or atol < 0):
         raise ValueError(f"rtol and atol must be >= 0, got rtol={rtol}, atol={atol}")
+    rtol = check_positive("rtol", rtol, allow_zero=True)
+    atol = check_positive("atol", atol, allow_zero=True)
+    block = check_int("block", block)
     gen = _generator(seed)
     device = getattr(op, "device", "cpu")
     n0 = getattr(op, "n_products", 0)
@@ -90,7 +96,10 @@ def hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_samples: int = 
         b = min(block, max_samples - len(samples))
         Z = probes(op.size, b, gen=gen, dtype=op.dtype, device=device, distribution=distribution)
         HZ = op.matmat(Z) if b > 1 else op.matvec(Z[:, 0])[:, None]
-        samples += (Z * HZ).sum(0).tolist()
+        new = (Z * HZ).sum(0).tolist()
+        if not all(math.isfinite(x) for x in new):  # stop now, not after max_samples NaN probes
+            raise _not_finite(f"Hutchinson sample {len(samples) + 1}: z^T H z")
+        samples += new
         n = len(samples)
         if n >= min_samples:
             t = torch.tensor(samples, dtype=torch.float64)
@@ -110,9 +119,12 @@ def hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_samples: int = 
 
 
 def hutchpp(op, *, n_products: int = 30, distribution: str = "rademacher",
-            seed: int | torch.Generator | None = 0) -> TraceEstimate:
-    """Hutch++ trace estimate with ``n_products`` operator products (a multiple of 3 is used)."""
+            seed: int | torch.Generator = 0) -> TraceEstimate:
+    """Hutch++ trace estimate with ``n_products`` operator products (a multiple of 3 is used).
+    ``seed``: an int or a ``torch.Generator``."""
     op = as_operator(op)
+    if isinstance(n_products, bool) or not isinstance(n_products, int):
+        raise TypeError(f"n_products must be an integer >= 6, got {n_products!r} ({type(n_products).__name__})")
     s = n_products // 3
     if s < 2:
         raise ValueError(f"hutchpp needs n_products >= 6 (three groups of at least two), got {n_products}")
@@ -129,6 +141,8 @@ def hutchpp(op, *, n_products: int = 30, distribution: str = "rademacher",
     HGd = HGd - Q @ (Q.T @ HGd)
     samples = (Gd * HGd).sum(0).to(torch.float64)  # s Hutchinson samples of the deflated remainder
     est = top + float(samples.mean())
+    if not math.isfinite(est):
+        raise _not_finite("the Hutch++ estimate")
     se = float(samples.std(unbiased=True)) / math.sqrt(s)
     return TraceEstimate(est, se, s, getattr(op, "n_products", 0) - n0, "hutchpp", True, 0.0, 0.0,
                          time.perf_counter() - t0, tuple((top + samples).tolist()))

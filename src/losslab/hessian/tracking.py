@@ -19,7 +19,7 @@ from torch import nn
 
 from ..losses import Loss
 from .lanczos import lanczos
-from .operator import BlockSpec, hessian_operator
+from .operator import BlockSpec, check_int, check_positive, hessian_operator
 
 
 def stability_thresholds(lr: float, *, momentum: float = 0.0, nesterov: bool = False) -> dict[str, float]:
@@ -62,6 +62,11 @@ def sharpness_callback(*, every: int, data, loss: str | Loss, lr: float | None =
         raise ValueError("sharpness_callback needs lr= (and momentum= for heavy ball) or optimizer=")
     if optimizer is None:
         stability_thresholds(lr, momentum=momentum, nesterov=nesterov)  # validate now
+    check_positive("tol", tol)
+    if max_iter is not None:
+        check_int("max_iter", max_iter)
+    if isinstance(seed, bool) or not isinstance(seed, int):  # seed + step: an int, not a Generator
+        raise TypeError(f"seed must be an int (Lanczos at step s uses seed + s), got {seed!r} ({type(seed).__name__})")
     state: dict[str, torch.Tensor | None] = {"v": None}
 
     def fn(step: int, model: nn.Module, trajectory_so_far: Any = None) -> dict[str, float]:
