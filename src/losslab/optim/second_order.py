@@ -54,7 +54,10 @@ def hessian(f: LossFn, x: torch.Tensor) -> torch.Tensor:
     """The dense Hessian (P, P) of f at x, symmetrized (for small problems)."""
     from torch.func import hessian as _h
 
-    H = _h(f)(x).detach()
+    from ..hessian.operator import _quiet_torch_jit
+
+    with _quiet_torch_jit():  # torch.func.hessian is forward-over-reverse: same torch.jit.script warnings
+        H = _h(f)(x).detach()
     return (H + H.T) / 2
 
 
@@ -65,7 +68,10 @@ def hvp_fn(f: LossFn, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]
     g = grad(f)
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
-        return jvp(g, (x,), (v.to(x.dtype),))[1].detach()
+        from ..hessian.operator import _quiet_torch_jit
+
+        with _quiet_torch_jit():  # torch's forward-mode rules warn about torch.jit.script on first use
+            return jvp(g, (x,), (v.to(x.dtype),))[1].detach()
 
     return hvp
 
@@ -352,8 +358,14 @@ def find_critical_points(f: LossFn, starts, *, steps: int = 200, tol: float = 1e
         X = X.to(torch.float64)
     X = X.detach().clone()
     K, P = X.shape
+    from ..hessian.operator import _quiet_torch_jit
+
     gfn = vmap(grad(f))
-    hfn = vmap(jacfwd(grad(f)))
+    _hfn = vmap(jacfwd(grad(f)))
+
+    def hfn(Y):
+        with _quiet_torch_jit():  # torch's forward-mode rules warn about torch.jit.script on first use
+            return _hfn(Y)
     eye = torch.eye(P, dtype=X.dtype, device=X.device)
     mus = torch.full((K,), float(mu), dtype=X.dtype, device=X.device)
     G = gfn(X).detach()
