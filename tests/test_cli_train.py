@@ -57,7 +57,7 @@ def test_train_saves_a_run_equal_to_the_api(tmp_path, monkeypatch, capsys):
     (st.run_dir(rec.id) / "arrays.npz").write_bytes(b"broken")
     code, out, _ = _cli(monkeypatch, capsys, "runs", "show", rec.id, "--json", "--store", str(tmp_path))
     assert code == 0 and "corrupt" in json.loads(out)["problem"]
-    code, out, _ = _cli(monkeypatch, capsys, "runs", "rm", rec.id, "--json", "--store", str(tmp_path))
+    code, out, _ = _cli(monkeypatch, capsys, "runs", "rm", rec.id, "--yes", "--json", "--store", str(tmp_path))
     assert json.loads(out)["removed"] == [rec.id] and st.list() == []
 
 

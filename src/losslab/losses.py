@@ -162,7 +162,12 @@ def hinge(margin: float = 1.0) -> Loss:
         raise ValueError(f"hinge margin must be > 0, got {margin}")
 
     def f(out, y):
-        return F.multi_margin_loss(out, _labels(out, y), margin=margin, reduction="none")
+        # the formula of torch's multi_margin_loss written with elementary ops, because its fused
+        # kernel has no double backward (Hessians, GGN and Newton methods need one)
+        lab = _labels(out, y)
+        fy = out.gather(1, lab.unsqueeze(1))
+        viol = torch.clamp(margin - fy + out, min=0).scatter(1, lab.unsqueeze(1), 0.0)
+        return viol.sum(1) / out.shape[1]
 
     return Loss("hinge", f, "classification", {"margin": margin})
 

@@ -88,6 +88,18 @@ class Trajectory:
              "final_val_acc": last(self.val_acc), "final_train_acc": last(self.train_acc),
              "best_val_loss": float(np.nanmin(self.val_loss)) if np.isfinite(self.val_loss).any() else None,
              "wall_time": self.wall_time, "n_params": int(self.snapshots.shape[1]) if self.snapshots.ndim == 2 else 0}
+        if self.status == "diverged":
+            # no evaluation describes the final (blown-up) parameters: the "final" numbers are the
+            # diverging loss, not the last finite evaluation (often the initial one), which is kept
+            # under its own name
+            fin = np.flatnonzero(np.isfinite(self.train_eval_loss))
+            s["last_finite_train_loss"] = float(self.train_eval_loss[fin[-1]]) if len(fin) else None
+            s["last_finite_eval_step"] = int(self.eval_steps[fin[-1]]) if len(fin) else None
+            diverging = (float(self.train_loss[-1]) if len(self.train_loss) and self.status_step is not None
+                         and int(self.steps[-1]) == self.status_step else float("nan"))
+            s["diverged_loss"] = diverging  # the training loss that stopped the run (NaN: non-finite parameters)
+            s["final_train_loss"] = diverging
+            s["final_val_loss"] = s["final_val_acc"] = s["final_train_acc"] = None
         for k, (_, v) in self.metrics.items():
             if len(v):
                 s[f"final_{k}"] = float(v[-1])

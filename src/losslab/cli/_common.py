@@ -65,9 +65,67 @@ def progress(transient: bool = True, disable: bool = False) -> Progress:
                     TimeRemainingColumn(), console=console, transient=transient, disable=disable)
 
 
+#: set by :func:`run_app` when the command line has --json: failures then also print a JSON error object
+#: on stdout, so a script reading stdout always gets JSON
+_JSON_MODE = False
+DEBUG_ENV = "LOSSLAB_DEBUG"
+
+
+def one_line(message: str) -> str:
+    """A message as one line (library errors such as torch's size-mismatch lists span several)."""
+    return " ".join(str(message).split())
+
+
+def report_error(message: str, code: int, *, prefix: str = "error") -> int:
+    """Print ``prefix: message`` as one line on stderr (and, under --json, a JSON error object on
+    stdout); returns ``code``."""
+    from rich.markup import escape
+
+    message = one_line(message)
+    console.print(f"[bold red]{prefix}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    if _JSON_MODE:
+        sys.stdout.write(json.dumps({"error": f"{prefix}: {message}" if prefix != "error" else message,
+                                     "exit_code": code}) + "\n")
+        sys.stdout.flush()
+    return code
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (stdout stays clean for --json)."""
+    from rich.markup import escape
+
+    console.print(f"[bold yellow]warning:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 2):
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    report_error(message, code)
     raise typer.Exit(code)
+
+
+def check_device(device: str | None) -> str | None:
+    """Validate a --device value before any work: a device string torch parses, and one this
+    machine has. Returns it unchanged (None = the default, cpu)."""
+    if device is None:
+        return None
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device must be cpu, cuda or cuda:N (or mps), got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
+                             f"built with CUDA {torch.version.cuda or 'none'}); use --device cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"--device {device}: this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1})")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"--device must be cpu, cuda or cuda:N (or mps), got {device!r}")
+    return device
 
 
 def parse_options(pairs: list[str] | None) -> dict:
@@ -79,7 +137,11 @@ def parse_options(pairs: list[str] | None) -> dict:
         k, v = pair.split("=", 1)
         try:
             result[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as e:
+            if v.strip()[:1] in ("[", "{"):  # meant as a list/dict: a typo, not a plain string
+                raise ValueError(f"option {pair!r}: the value {v!r} is not valid JSON ({e.msg} at column "
+                                 f"{e.colno}); write lists as [8,8] and dicts as {{\"k\": 1}}, quoted for the "
+                                 f"shell") from None
             result[k.strip()] = v
     return result
 
@@ -95,17 +157,31 @@ def _click_exceptions():
     return mods
 
 
-def run_app(app: typer.Typer) -> int:
+def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     """Run the typer app; library errors (bad names, bad values, bad files, a missing or corrupt
-    store entry) and usage errors become one line and exit code 2, never a traceback."""
+    store entry) and usage errors become one line and exit code 2, running out of memory one line
+    and exit code 2, anything unexpected one line ``internal error: ...`` and exit code 1 (with
+    $LOSSLAB_DEBUG=1 the traceback is shown instead), Ctrl-C exit code 130; never a traceback.
+    With --json, a failure also prints ``{"error": ..., "exit_code": ...}`` on stdout."""
+    global _JSON_MODE
     from ..registry import UnknownNameError
     from ..store import StoreError
 
+    args = list(sys.argv[1:] if args is None else args)
+    _JSON_MODE = "--json" in args
+    debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     clicks = _click_exceptions()
     usage = tuple(m.ClickException for m in clicks if hasattr(m, "ClickException"))
     aborts = tuple(m.Abort for m in clicks if hasattr(m, "Abort"))
     try:
-        rc = app(standalone_mode=False)
+        import torch
+
+        oom: tuple = tuple(c for c in (getattr(torch, "OutOfMemoryError", None),
+                                       getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)) if c)
+    except Exception:  # pragma: no cover
+        oom = ()
+    try:
+        rc = app(args=args, standalone_mode=False)
         return rc if isinstance(rc, int) else 0
     except typer.Exit as e:
         return e.exit_code
@@ -113,11 +189,26 @@ def run_app(app: typer.Typer) -> int:
         console.print("[yellow]interrupted[/]")
         return 130
     except usage as e:
-        e.show()
+        if _JSON_MODE:
+            report_error(e.format_message(), e.exit_code)
+        else:
+            e.show()
         return e.exit_code
     except aborts:
         return 130
     except (UnknownNameError, StoreError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
+        if debug:
+            raise
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        console.print(f"[bold red]error:[/] {msg}", highlight=False)
-        return 2
+        return report_error(msg, 2)
+    except (MemoryError, *oom) as e:
+        if debug:
+            raise
+        detail = one_line(str(e))[:300]
+        return report_error(f"out of memory ({type(e).__name__}{': ' + detail if detail else ''}); use a smaller "
+                            f"grid (--resolution), a smaller --batch-size or a smaller model/dataset", 2)
+    except Exception as e:
+        if debug:
+            raise
+        return report_error(f"{type(e).__name__}: {one_line(str(e))[:500]} (set {DEBUG_ENV}=1 for the traceback)",
+                            1, prefix="internal error")

@@ -10,7 +10,7 @@ import torch
 import typer
 from torch import nn
 
-from ._common import JsonOpt, StoreOpt, emit_json, out, parse_options, store_path
+from ._common import JsonOpt, StoreOpt, emit_json, out, parse_options, store_path, warn
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str, model_options: dict | None = None,
@@ -44,9 +44,19 @@ def load_model(*, data: str | None, data_options: dict, model: str | None, model
         if not spec_path.exists():
             raise FileNotFoundError(f"checkpoint {checkpoint} needs its model spec {spec_path} beside it "
                                     '(JSON: {"model": NAME, "model_options": {...}, "data": NAME, ...})')
-        spec = json.loads(spec_path.read_text())
+        try:
+            spec = json.loads(spec_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"model spec {spec_path} is not valid JSON ({e}); expected "
+                             '{"model": NAME, "model_options": {...}, "data": NAME, ...}') from None
+        if not isinstance(spec, dict):
+            raise ValueError(f"model spec {spec_path} must be a JSON object, got {type(spec).__name__}; expected "
+                             '{"model": NAME, "model_options": {...}, "data": NAME, ...}')
         if "model" not in spec:
             raise ValueError(f"model spec {spec_path} lacks the key 'model'")
+        for k in ("model_options", "data_options"):
+            if not isinstance(spec.get(k) or {}, dict):
+                raise ValueError(f"model spec {spec_path}: {k!r} must be a JSON object, got {spec[k]!r}")
     data = data or spec.get("data")
     model = model or spec.get("model")
     if data is None:
@@ -58,9 +68,39 @@ def load_model(*, data: str | None, data_options: dict, model: str | None, model
     m_opts = {**spec.get("model_options", {}), **model_options}
     net = build_for(model, splits, seed=seed, **m_opts)  # in/out dims from the data unless given
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
+        _load_state(net, checkpoint, spec_path, model, m_opts)
     return net, splits, spec.get("loss") or splits.default_loss
+
+
+def _load_state(net: nn.Module, checkpoint: Path, spec_path: Path, model: str, m_opts: dict) -> None:
+    """Load the checkpoint's state_dict into ``net``; an unreadable file or one that does not fit
+    the model its spec describes is a ValueError naming both files."""
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError (not a zip), EOFError, ...
+        first = " ".join(str(e).split())[:200]
+        raise ValueError(f"checkpoint {checkpoint} is not a readable torch state_dict ({type(e).__name__}: {first}); "
+                         f"save one with torch.save(model.state_dict(), PATH)") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint {checkpoint} holds a {type(state).__name__}, not a state_dict of tensors; "
+                         f"save one with torch.save(model.state_dict(), PATH)")
+    want = net.state_dict()
+    missing = [k for k in want if k not in state]
+    extra = [k for k in state if k not in want]
+    shapes = [f"{k} {list(state[k].shape)} vs {list(v.shape)}" for k, v in want.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or extra or shapes:
+        parts = ([f"shape (checkpoint vs model) of {', '.join(shapes[:4])}{' ...' if len(shapes) > 4 else ''}"]
+                 if shapes else [])
+        parts += [f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"] if missing else []
+        parts += [f"unexpected {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}"] if extra else []
+        raise ValueError(f"checkpoint {checkpoint} does not fit the model {model} {json.dumps(m_opts)} that "
+                         f"{spec_path} (and --model-opt) describe: {'; '.join(parts)}; fix the spec's model_options")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {checkpoint} does not fit the model {model} that {spec_path} describes "
+                         f"({' '.join(str(e).split())[:300]})") from None
 
 
 def _analyse(net, data, loss, *, block, top, bottom, trace, density, ggn, tol, dtype, seed, batch_size,
@@ -82,7 +122,8 @@ def _analyse(net, data, loss, *, block, top, bottom, trace, density, ggn, tol, d
                          "error_bounds": list(e.report.error_bounds), "converged": e.report.converged,
                          "hvps": e.report.n_products}
     if trace:
-        t = H.hutchinson(op, seed=seed, rtol=trace_rtol, max_samples=trace_samples, warn=False)
+        t = H.hutchinson(op, seed=seed, rtol=trace_rtol, max_samples=trace_samples,
+                         min_samples=min(10, trace_samples), warn=False)
         res["trace"] = {"estimate": t.estimate, "stderr": t.stderr, "samples": t.n_samples,
                         "converged": t.converged, "hvps": t.n_products}
     if density:
@@ -171,12 +212,21 @@ def register(app: typer.Typer) -> None:
         from ..hessian import layer_blocks
         from ..store import load_trained_run, open_store
 
-        st = open_store(store_path(store)) if (run or not no_save) else None
+        if trace and trace_samples < 2:
+            raise ValueError(f"--trace-samples must be >= 2 (a standard error needs two probes), got {trace_samples}")
+        if run is not None and (data or model or checkpoint):
+            raise ValueError("give either --run or --data/--model/--checkpoint, not both")
+        # analysing a stored run needs its store; only saving a new result may create one
+        st = open_store(store_path(store), create=run is None) if (run or not no_save) else None
+        warning = None
         if run is not None:
-            if data or model or checkpoint:
-                raise ValueError("give either --run or --data/--model/--checkpoint, not both")
+            from .surface import diverged_warning
+
             tr = load_trained_run(st, run)
             net, splits, default_loss = tr.model, tr.splits, tr.loss
+            warning = diverged_warning(tr.record)
+            if warning:
+                warn(warning)
         else:
             net, splits, default_loss = load_model(data=data, data_options=parse_options(data_opt), model=model,
                                                    model_options=parse_options(model_opt), checkpoint=checkpoint,
@@ -193,7 +243,8 @@ def register(app: typer.Typer) -> None:
             blocks = [(b, b) for b in layer_blocks(net)]
         else:
             blocks = [(b, b) for b in layer]
-        result = {"data": splits.name, "loss": getattr(loss_name, "name", loss_name), "split": split, "blocks": {}}
+        result = {"data": splits.name, "loss": getattr(loss_name, "name", loss_name), "split": split, "blocks": {},
+                  "warnings": [warning] if warning else []}
         for name, block in blocks:
             result["blocks"][name] = _analyse(net, d, loss_name, block=block, top=top, bottom=bottom, trace=trace,
                                               density=density, ggn=ggn, tol=tol, dtype=dtype, seed=seed,
@@ -203,7 +254,8 @@ def register(app: typer.Typer) -> None:
             result["run_id"] = _save(st, result, parent=tr.record.id if run is not None else None,
                                      settings={"top": top, "bottom": bottom, "trace": trace, "density": density,
                                                "ggn": ggn, "layer": layer, "split": split, "seed": seed,
-                                               "float64": float64, "tol": tol})
+                                               "float64": float64, "tol": tol,
+                                               **({"run_status": "diverged", "warnings": [warning]} if warning else {})})
         if json_:
             emit_json(result)
         else:

@@ -29,10 +29,7 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in REPORT_FORMATS:
             fail(f"--format must be one of {', '.join(REPORT_FORMATS)}, got {fmt!r}")
-        sp = store_path(store)
-        if not (sp / "index.sqlite").exists():
-            fail(f"no run store at {sp} (expected {sp / 'index.sqlite'}); pass --store or set $LOSSLAB_STORE")
-        st = open_store(sp)
+        st = open_store(store_path(store), create=False)  # a report reads a store; it never creates one
         try:
             if target == "index":
                 if fmt != "html":

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, out, store_path
+from ._common import JsonOpt, StoreOpt, console, emit_json, out, store_path, warn
 
 _LS_METRICS = ("final_train_loss", "final_val_loss", "final_val_acc", "lambda_max", "loss_min")
 
@@ -27,14 +27,45 @@ def _when(t) -> str:
     return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
 
 
+def _check_filters(st, status, kind, where, limit) -> list:
+    """Refuse filters that can match nothing because they are malformed (a typo'd status or kind,
+    a bad --where, a negative --limit); returns the parsed --where conditions."""
+    from ..store import RUN_KINDS, RUN_STATUSES, parse_where
+
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1 (the newest N runs), got {limit}")
+    for opt, val, known, col in (("--status", status, RUN_STATUSES, "status"), ("--kind", kind, RUN_KINDS, "kind")):
+        if val is not None:
+            valid = list(dict.fromkeys([*known, *st.distinct(col)]))
+            if val not in valid:
+                raise ValueError(f"{opt} must be one of {', '.join(valid)}; got {val!r}")
+    return [parse_where(w) for w in where or []]
+
+
+def _warn_unknown_keys(recs, conds) -> None:
+    """A --where key that no run has matches nothing: say so (with the keys there are), not silently []."""
+    if not recs:
+        return
+    from ..store.runstore import RUN_COLUMNS
+
+    for key, _, _ in conds:
+        if key in RUN_COLUMNS or any(key in r.summary or key in r.settings for r in recs):
+            continue
+        skeys = sorted({k for r in recs for k in r.summary})
+        warn(f"no run here has the key {key!r} in its summary or settings, so --where {key}... matches nothing; "
+             f"summary keys: {', '.join(skeys) or '(none)'}")
+
+
 def _ls(store, status, name, kind, study, where, limit, json_):
     from rich.table import Table
 
     from ..store import open_store
 
-    st = open_store(store_path(store))
+    st = open_store(store_path(store), create=False)
+    conds = _check_filters(st, status, kind, where, limit)
     sid = st.get_study(study).id if study else None
-    recs = st.list(status=status, name=name, kind=kind, study=sid, where=list(where or []), limit=limit)
+    _warn_unknown_keys(st.list(status=status, name=name, kind=kind, study=sid), conds)
+    recs = st.list(status=status, name=name, kind=kind, study=sid, where=conds, limit=limit)
     if json_:
         emit_json([r.to_dict() for r in recs])
         return
@@ -80,15 +111,19 @@ def register(app: typer.Typer) -> None:
         """One run: its record, its arrays (names and shapes) and any problem with its files."""
         from rich.table import Table
 
-        from ..store import StoreError, open_store
+        from ..store import FINAL_STATUSES, StoreError, open_store
 
-        st = open_store(store_path(store))
+        st = open_store(store_path(store), create=False)
         rec = st.get(run_id)
-        arrays, problem = {}, None
+        arrays = {}
         try:
             arrays = {k: list(v.shape) for k, v in st.load_arrays(rec.id).items()}
-        except StoreError as e:
-            problem = str(e)
+        except StoreError:
+            pass  # st.check reports it
+        problems = st.check(rec.id)  # missing/corrupt array files and result.json
+        if rec.status not in FINAL_STATUSES:  # a running (or failed) run may not have written its files yet
+            problems = [p for p in problems if not p.endswith("is missing")]
+        problem = "; ".join(problems) or None
         if json_:
             emit_json({**rec.to_dict(), "arrays": arrays, "problem": problem, "dir": str(st.run_dir(rec.id))})
             return
@@ -118,7 +153,10 @@ def register(app: typer.Typer) -> None:
 
         from ..store import open_store
 
-        cmp = open_store(store_path(store)).compare(run_ids)
+        if len(run_ids) < 2:
+            raise ValueError(f"runs compare needs two or more run ids, got {len(run_ids)}; see one run with "
+                             f"`losslab runs show {run_ids[0] if run_ids else 'ID'}`")
+        cmp = open_store(store_path(store), create=False).compare(run_ids)
         if json_:
             emit_json(cmp)
             return
@@ -143,11 +181,17 @@ def register(app: typer.Typer) -> None:
 
         if not run_ids and not study:
             raise ValueError("give run ids to delete, or --study STUDY")
-        st = open_store(store_path(store))
+        st = open_store(store_path(store), create=False)
         targets = [st.get(r).id for r in run_ids or []]
         sid = st.get_study(study).id if study else None
         n = len(targets) + (len(st.list(study=sid)) if sid else 0)
-        if not yes and not json_:
+        if not yes:
+            import sys
+
+            if json_ or not sys.stdin.isatty():  # nobody to ask: deleting needs an explicit --yes
+                raise ValueError(f"runs rm would delete {n} run(s){f' and study {sid}' if sid else ''} from "
+                                 f"{st.path} but cannot ask for confirmation here (--json or no terminal); "
+                                 f"add --yes to delete")
             typer.confirm(f"delete {n} run(s){f' and study {sid}' if sid else ''} from {st.path}?", abort=True)
         removed = st.rm(targets) if targets else []
         if sid:
@@ -164,7 +208,7 @@ def register(app: typer.Typer) -> None:
 
         from ..store import open_store
 
-        st = open_store(store_path(store))
+        st = open_store(store_path(store), create=False)
         studies = st.studies()
         counts = {s.id: len(st.list(study=s.id)) for s in studies}
         if json_:

@@ -14,7 +14,18 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, fail, parse_options, progress, store_path
+from ._common import (JsonOpt, StoreOpt, check_device, console, emit_json, fail, parse_options, progress, store_path,
+                      warn)
+
+
+def diverged_warning(record) -> str | None:
+    """The warning for measuring a run whose training diverged (None for any other run): its final
+    parameters are where training blew up, so the numbers describe that blown-up point."""
+    if record is None or record.status != "diverged":
+        return None
+    why = f" ({record.message})" if record.message else ""
+    return (f"run {record.id} has status 'diverged'{why}: its final parameters are where training blew up, so this "
+            f"measures the blown-up model; train with a smaller --lr to measure a trained one")
 
 def acquire_model(store, *, run: str | None, data: str, data_opts: dict, model: str, model_opts: dict,
                   loss: str | None, train_steps: int, lr: float, optimizer: str, seed: int, progress_cb=None):
@@ -30,7 +41,12 @@ def acquire_model(store, *, run: str | None, data: str, data_opts: dict, model: 
 
     if run is not None:
         tr = load_trained_run(store, run)
-        return tr.model, tr.splits, tr.loss, tr.record.id
+        run_loss = tr.loss
+        if loss is not None and loss != tr.loss.name:  # an explicit --loss wins, as in `losslab hessian --run`
+            from ..losses import get_loss
+
+            run_loss = get_loss(loss)
+        return tr.model, tr.splits, run_loss, tr.record.id
     if train_steps < 1:
         raise ValueError(f"--train-steps must be >= 1, got {train_steps} (or measure a stored run with --run ID)")
     splits = load(data, seed=seed, **data_opts)
@@ -88,17 +104,23 @@ def register(app: typer.Typer) -> None:
 
         if directions != "hessian":
             DIRECTIONS.get(directions)  # a bad name fails now, before any training
-        st = open_store(store_path(store))
+        check_device(device)
+        data_opts, model_opts = parse_options(data_opt), parse_options(model_opt)
+        st = open_store(store_path(store), create=run is None)  # measuring a stored run needs its store
         with progress(disable=json_out) as bar:
             t = bar.add_task("train", total=train_steps if run is None else 1)
             net, splits, loss_obj, parent = acquire_model(
-                st, run=run, data=data, data_opts=parse_options(data_opt), model=model,
-                model_opts=parse_options(model_opt), loss=loss, train_steps=train_steps, lr=lr, optimizer=optimizer,
+                st, run=run, data=data, data_opts=data_opts, model=model,
+                model_opts=model_opts, loss=loss, train_steps=train_steps, lr=lr, optimizer=optimizer,
                 seed=seed, progress_cb=lambda done, total: bar.update(t, completed=done))
         loss_name = loss_obj.name
         d = getattr(splits, split, None) if split in ("train", "val", "test") else None
         if d is None:
-            fail(f"--split must be train, val or test and present in dataset {data!r}; got {split!r}")
+            have = [n for n in ("train", "val", "test") if getattr(splits, n, None) is not None]
+            fail(f"--split must be one of the splits dataset {splits.name!r} has ({', '.join(have)}); got {split!r}")
+        warning = diverged_warning(st.get(parent))
+        if warning:
+            warn(warning)
         args = {"run": parent, "loss": loss_name,
                 "directions": directions, "dim": dim, "resolution": resolution, "span": span,
                 "include_biases": include_biases, "orthogonalize": orthogonalize, "bn": bn, "split": split,
@@ -119,16 +141,28 @@ def register(app: typer.Typer) -> None:
                 dirs = hessian_directions(net, d, loss_obj, k=dim, seed=seed)
             else:
                 dirs = directions
-            s = surface(net, d, loss=loss_obj, directions=dirs, dim=dim, resolution=resolution, span=span,
-                        seed=seed, include_biases=include_biases, orthogonalize=orthogonalize, bn=bn,
-                        dtype=dtypes[dtype], device=device, checkpoint=ck,
-                        progress=lambda done, total: bar.update(task, completed=done, total=total))
-        rid = save_surface(st, s, name=f"surface/{splits.name}/{split}", parent=parent,
-                           settings={k: v for k, v in args.items() if k != "run"})
+            import warnings
+
+            with warnings.catch_warnings():  # the CLI reports non-finite points itself, in one line
+                warnings.filterwarnings("ignore", message=r".* grid points have a NaN/inf loss", category=RuntimeWarning)
+                s = surface(net, d, loss=loss_obj, directions=dirs, dim=dim, resolution=resolution, span=span,
+                            seed=seed, include_biases=include_biases, orthogonalize=orthogonalize, bn=bn,
+                            dtype=dtypes[dtype], device=device, checkpoint=ck,
+                            progress=lambda done, total: bar.update(task, completed=done, total=total))
+        settings = {k: v for k, v in args.items() if k != "run"}
+        if warning:
+            settings["run_status"], settings["warnings"] = "diverged", [warning]
+        rid = save_surface(st, s, name=f"surface/{splits.name}/{split}", parent=parent, settings=settings)
         ck.unlink(missing_ok=True)
         result = s.to_dict()
         result["run_id"], result["training_run"] = rid, parent
         result["command"] = args
+        result["warnings"] = [warning] if warning else []
+        nonfinite = int(s.info.get("nonfinite_points", 0) or 0)
+        if nonfinite:
+            result["warnings"].append(f"{nonfinite} of {s.info['points']} grid points have a non-finite loss "
+                                      f"(overflow far from the model?); they are NaN/inf in the stored surface")
+            warn(result["warnings"][-1])
         if json_out:
             emit_json(result)
             return
@@ -136,7 +170,14 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]surface[/] {s.kind} {'x'.join(map(str, s.shape))} on {data}/{split} "
                       f"({s.info['points']} points, {s.info['seconds']:.2f} s, {s.info['strategy']}, "
                       f"chunk {s.info['chunk_size']}, first-layer affine: {s.info['affine_first_layer']})")
-        center = s.loss[tuple(len(a) // 2 for a in s.axes)]
-        console.print(f"loss at centre {float(center):.6g}; min {m['loss']:.6g} at {m['coords']}; "
-                      f"max {float(s.loss.max()):.6g}")
+        import numpy as np
+
+        # the grid point nearest the model (coordinate 0): an even --resolution has no point at 0 exactly
+        near = tuple(int(np.argmin(np.abs(np.asarray(a, dtype=float)))) for a in s.axes)
+        at = tuple(float(a[i]) for a, i in zip(s.axes, near))
+        where = "at the model" if all(c == 0 for c in at) else f"nearest the model, at {tuple(round(c, 4) for c in at)}"
+        lo = "n/a (every point is non-finite)" if m["loss"] is None else f"{m['loss']:.6g} at {m['coords']}"
+        console.print(f"loss {where} {float(s.loss[near]):.6g}; min {lo}; "
+                      f"max {float(np.nanmax(s.loss)) if np.isfinite(s.loss).any() else float('nan'):.6g}",
+                      highlight=False)
         console.print(f"stored as run {rid} (training run {parent}); see it with `losslab report {rid}`")

@@ -8,8 +8,9 @@ Layout::
     STORE/runs/<id>/result.json        the run's JSON-able result (settings, summary, extra)
     STORE/chunks/<study>/<unit>/...    finished chunks of unfinished surface grids (for resume)
 """
-from .runstore import FINAL_STATUSES, RunRecord, RunStore, StoreError, StudyRecord, open_store, parse_where
+from .runstore import (FINAL_STATUSES, RUN_KINDS, RUN_STATUSES, RunRecord, RunStore, StoreError, StudyRecord,
+                       open_store, parse_where)
 from .trained import TrainedRun, load_trained_run
 
-__all__ = ["RunStore", "RunRecord", "StudyRecord", "StoreError", "open_store", "parse_where", "FINAL_STATUSES", "TrainedRun",
+__all__ = ["RunStore", "RunRecord", "StudyRecord", "StoreError", "open_store", "parse_where", "FINAL_STATUSES", "RUN_STATUSES", "RUN_KINDS", "TrainedRun",
            "load_trained_run"]

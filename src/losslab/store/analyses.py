@@ -21,7 +21,8 @@ def surface_arrays(axes, loss, *, base=None, directions=None, accuracy=None) -> 
         arrays["directions"] = np.asarray(directions)
     if accuracy is not None:
         arrays["accuracy"] = np.asarray(accuracy)
-    centre = tuple(len(a) // 2 for a in axes)
+    # the grid point nearest the model (coordinate 0 on every axis; an even grid has no point at 0 exactly)
+    centre = tuple(int(np.argmin(np.abs(np.asarray(a, dtype=float)))) for a in axes)
     fin = np.isfinite(loss)
     summary = {"loss_min": float(loss[fin].min()) if fin.any() else None,
                "loss_max": float(loss[fin].max()) if fin.any() else None,

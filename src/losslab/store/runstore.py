@@ -80,6 +80,10 @@ STUDY_COLUMNS = ("id", "name", "spec_hash", "spec", "source", "status", "created
 
 #: statuses of a run that finished (a resumed study does not redo these)
 FINAL_STATUSES = ("completed", "diverged", "stopped_early")
+#: every status a run can have (a store may hold others written by later versions)
+RUN_STATUSES = ("running", *FINAL_STATUSES, "interrupted", "failed")
+#: the kinds of run losslab writes
+RUN_KINDS = ("train", "surface", "hessian", "experiment", "dln", "gradcheck", "report_section")
 
 
 class StoreError(RuntimeError):
@@ -156,9 +160,15 @@ def parse_where(expr: str) -> tuple[str, str, Any]:
         raise ValueError(f"filter {expr!r} is not METRIC OP VALUE with OP one of < <= > >= = !=, "
                          f"e.g. 'final_train_loss<0.1'")
     key, op, raw = m.groups()
+    if raw[:1] in "<>=!":
+        raise ValueError(f"filter {expr!r} has a doubled operator ({op}{raw[0]}); write METRIC OP VALUE with one "
+                         f"OP of < <= > >= = !=, e.g. 'final_train_loss<0.1'")
     try:
         val: Any = float(raw)
     except ValueError:
+        if op in ("<", "<=", ">", ">="):
+            raise ValueError(f"filter {expr!r}: {op} compares numbers, got the value {raw!r}; give a number "
+                             f"(e.g. '{key}{op}0.5'), or use = / != to match a text setting") from None
         val = raw
     return key, op, val
 
@@ -190,10 +200,16 @@ def _matches(rec: "RunRecord", cond: tuple[str, str, Any]) -> bool:
 
 
 class RunStore:
-    def __init__(self, path: str | os.PathLike):
+    """The run store at ``path``; ``create=False`` opens an existing store only (for readers:
+    a mistyped path is an error, not a new empty store)."""
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"the store path {self.path} is a file, not a folder; pass another --store")
+        if not create and not (self.path / "index.sqlite").is_file():
+            raise StoreError(f"no run store at {self.path} (create one by running something, or check --store / "
+                             f"$LOSSLAB_STORE)")
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "runs").mkdir(exist_ok=True)
         self.db = self.path / "index.sqlite"
@@ -438,8 +454,17 @@ class RunStore:
                 raise ValueError(f"filter operator {op!r} is not one of {', '.join(_OPS)}")
         recs = [r for r in recs if all(_matches(r, cnd) for cnd in conds)]
         if limit is not None:
+            if int(limit) < 0:
+                raise ValueError(f"limit must be >= 0 (the newest N runs), got {limit}")
             recs = recs[-int(limit):] if limit > 0 else []
         return recs
+
+    def distinct(self, column: str) -> list[str]:
+        """The distinct values of a run column (``status``, ``kind``, ...) present in the store."""
+        if column not in RUN_COLUMNS:
+            raise ValueError(f"{column!r} is not a run column; one of {', '.join(RUN_COLUMNS)}")
+        with self._conn() as c:
+            return sorted(r[0] for r in c.execute(f"SELECT DISTINCT {column} FROM runs") if r[0] is not None)
 
     def ids(self, *, study: str | None = None) -> dict[str, str]:
         """{run id: status} (cheap; used by the resuming runner)."""
@@ -528,6 +553,7 @@ class RunStore:
                 "summary": {k: [r.summary.get(k) for r in recs] for k in mkeys}, "same_settings": same}
 
 
-def open_store(path: str | os.PathLike | None = None) -> RunStore:
-    """The store at ``path``, or $LOSSLAB_STORE, or ./losslab-runs."""
-    return RunStore(path or os.environ.get("LOSSLAB_STORE") or "losslab-runs")
+def open_store(path: str | os.PathLike | None = None, *, create: bool = True) -> RunStore:
+    """The store at ``path``, or $LOSSLAB_STORE, or ./losslab-runs; ``create=False``: it must exist
+    already (a StoreError says so otherwise)."""
+    return RunStore(path or os.environ.get("LOSSLAB_STORE") or "losslab-runs", create=create)
