@@ -14,7 +14,6 @@ import platform
 import tempfile
 import time
 
-import numpy as np
 
 SPEC = {"name": "bench8", "data": {"name": "moons", "options": {"n": 400}}, "model": {"options": {"hidden": [32, 32]}},
         "train": {"steps": 300, "batch_size": 32, "eval_every": 50},

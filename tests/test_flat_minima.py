@@ -3,7 +3,6 @@
 the first-order part of epsilon-sharpness against a central finite difference, the paired
 generalization verdict against hand-made differences, pairwise function disagreement on
 classifiers with known predictions, and the edge-of-stability bound 2/lr on a quadratic."""
-import itertools
 import math
 
 import numpy as np

@@ -2,8 +2,6 @@
 against closed forms: quadratics with a chosen spectrum, OLS models with known Hessians."""
 from __future__ import annotations
 
-import math
-import warnings
 
 import pytest
 import torch

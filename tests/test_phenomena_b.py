@@ -1,6 +1,5 @@
 """Part-B training phenomena at their --quick sizes with fixed seeds: each asserts its claim
 with measured numbers. The curve helper is tested against closed forms."""
-import math
 
 import numpy as np
 import pytest

@@ -102,6 +102,17 @@ def fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def open_store_or_fail(store: Path | str | None, *, create: bool = True):
+    """The run store at ``--store`` (or $LOSSLAB_STORE); a missing or unreadable store is a one-line
+    error (exit 2) in every command, however the command is invoked."""
+    from ..store import StoreError, open_store
+
+    try:
+        return open_store(store_path(store), create=create)
+    except StoreError as e:
+        fail(str(e))
+
+
 def check_device(device: str | None) -> str | None:
     """Validate a --device value before any work: a device string torch parses, and one this
     machine has. Returns it unchanged (None = the default, cpu)."""

@@ -10,7 +10,7 @@ import torch
 import typer
 from torch import nn
 
-from ._common import JsonOpt, StoreOpt, emit_json, out, parse_options, store_path, warn
+from ._common import JsonOpt, StoreOpt, emit_json, open_store_or_fail, out, parse_options, warn
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str, model_options: dict | None = None,
@@ -210,14 +210,14 @@ def register(app: typer.Typer) -> None:
     ):
         """Curvature of a model's loss: top/bottom Hessian eigenvalues, trace, spectral density."""
         from ..hessian import layer_blocks
-        from ..store import load_trained_run, open_store
+        from ..store import load_trained_run
 
         if trace and trace_samples < 2:
             raise ValueError(f"--trace-samples must be >= 2 (a standard error needs two probes), got {trace_samples}")
         if run is not None and (data or model or checkpoint):
             raise ValueError("give either --run or --data/--model/--checkpoint, not both")
         # analysing a stored run needs its store; only saving a new result may create one
-        st = open_store(store_path(store), create=run is None) if (run or not no_save) else None
+        st = open_store_or_fail(store, create=run is None) if (run or not no_save) else None
         warning = None
         if run is not None:
             from .surface import diverged_warning

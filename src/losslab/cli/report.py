@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, fail, out, store_path
+from ._common import JsonOpt, StoreOpt, console, emit_json, fail, open_store_or_fail, out
 
 
 def register(app: typer.Typer) -> None:
@@ -25,11 +25,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the report of a run or study (or the store's index page) and print where it is."""
         from ..report import REPORT_FORMATS, write_index, write_report
-        from ..store import StoreError, open_store
+        from ..store import StoreError
 
         if fmt not in REPORT_FORMATS:
             fail(f"--format must be one of {', '.join(REPORT_FORMATS)}, got {fmt!r}")
-        st = open_store(store_path(store), create=False)  # a report reads a store; it never creates one
+        st = open_store_or_fail(store, create=False)  # a report reads a store; it never creates one
         try:
             if target == "index":
                 if fmt != "html":

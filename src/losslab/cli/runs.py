@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, out, store_path, warn
+from ._common import JsonOpt, StoreOpt, console, emit_json, open_store_or_fail, out, warn
 
 _LS_METRICS = ("final_train_loss", "final_val_loss", "final_val_acc", "lambda_max", "loss_min")
 
@@ -59,9 +59,8 @@ def _warn_unknown_keys(recs, conds) -> None:
 def _ls(store, status, name, kind, study, where, limit, json_):
     from rich.table import Table
 
-    from ..store import open_store
 
-    st = open_store(store_path(store), create=False)
+    st = open_store_or_fail(store, create=False)
     conds = _check_filters(st, status, kind, where, limit)
     sid = st.get_study(study).id if study else None
     _warn_unknown_keys(st.list(status=status, name=name, kind=kind, study=sid), conds)
@@ -111,9 +110,9 @@ def register(app: typer.Typer) -> None:
         """One run: its record, its arrays (names and shapes) and any problem with its files."""
         from rich.table import Table
 
-        from ..store import FINAL_STATUSES, StoreError, open_store
+        from ..store import FINAL_STATUSES, StoreError
 
-        st = open_store(store_path(store), create=False)
+        st = open_store_or_fail(store, create=False)
         rec = st.get(run_id)
         arrays = {}
         try:
@@ -151,12 +150,11 @@ def register(app: typer.Typer) -> None:
         """A table of runs side by side: the settings that differ and every summary metric."""
         from rich.table import Table
 
-        from ..store import open_store
 
         if len(run_ids) < 2:
             raise ValueError(f"runs compare needs two or more run ids, got {len(run_ids)}; see one run with "
                              f"`losslab runs show {run_ids[0] if run_ids else 'ID'}`")
-        cmp = open_store(store_path(store), create=False).compare(run_ids)
+        cmp = open_store_or_fail(store, create=False).compare(run_ids)
         if json_:
             emit_json(cmp)
             return
@@ -177,11 +175,10 @@ def register(app: typer.Typer) -> None:
                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
                json_: bool = JsonOpt, store: Optional[Path] = StoreOpt) -> None:
         """Delete runs (index records and files), or a whole study with --study."""
-        from ..store import open_store
 
         if not run_ids and not study:
             raise ValueError("give run ids to delete, or --study STUDY")
-        st = open_store(store_path(store), create=False)
+        st = open_store_or_fail(store, create=False)
         targets = [st.get(r).id for r in run_ids or []]
         sid = st.get_study(study).id if study else None
         n = len(targets) + (len(st.list(study=sid)) if sid else 0)
@@ -206,9 +203,8 @@ def register(app: typer.Typer) -> None:
         """List studies: id, name, spec hash, status, units."""
         from rich.table import Table
 
-        from ..store import open_store
 
-        st = open_store(store_path(store), create=False)
+        st = open_store_or_fail(store, create=False)
         studies = st.studies()
         counts = {s.id: len(st.list(study=s.id)) for s in studies}
         if json_:

@@ -14,8 +14,8 @@ from typing import Optional
 
 import typer
 
-from ._common import (JsonOpt, StoreOpt, check_device, console, emit_json, fail, parse_options, progress, store_path,
-                      warn)
+from ._common import (JsonOpt, StoreOpt, check_device, console, emit_json, fail, open_store_or_fail,
+                      parse_options, progress, warn)
 
 
 def diverged_warning(record) -> str | None:
@@ -97,7 +97,6 @@ def register(app: typer.Typer) -> None:
         dtypes = {"float32": torch.float32, "float64": torch.float64}
         if dtype not in dtypes:
             fail(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
-        from ..store import open_store
         from ..store.analyses import save_surface
 
         from ..landscape import DIRECTIONS
@@ -106,7 +105,7 @@ def register(app: typer.Typer) -> None:
             DIRECTIONS.get(directions)  # a bad name fails now, before any training
         check_device(device)
         data_opts, model_opts = parse_options(data_opt), parse_options(model_opt)
-        st = open_store(store_path(store), create=run is None)  # measuring a stored run needs its store
+        st = open_store_or_fail(store, create=run is None)  # measuring a stored run needs its store
         with progress(disable=json_out) as bar:
             t = bar.add_task("train", total=train_steps if run is None else 1)
             net, splits, loss_obj, parent = acquire_model(

@@ -38,7 +38,7 @@ import contextlib
 import math
 import numbers
 import warnings
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
