@@ -66,6 +66,10 @@ def test_paired_verdict():
     m, se, v = paired_verdict(np.array([0.019, 0.021, 0.02, 0.02]), margin=0.004)
     assert m == pytest.approx(0.02) and se == pytest.approx(np.std([0.019, 0.021, 0.02, 0.02], ddof=1) / 2)
     assert v == 1
+    # beyond 2 SE but not beyond t_{0.975, 4} = 2.776 SE (5 pairs): a tie under the paired t-test
+    d = np.array([0.01, 0.0, 0.01, 0.0, 0.01])
+    m, se, v = paired_verdict(d, margin=0.0)
+    assert 2 * se < m < 2.776 * se and v == 0
     # beyond 2 SE but within the margin (one test example) -> tie
     assert paired_verdict(np.array([0.003, 0.003, 0.0031, 0.0029]), margin=0.0037)[2] == 0
     # noisy: mean 0.002 with se >> mean -> tie
@@ -201,7 +205,8 @@ def test_minima_spread_shrinks_with_width():
     # wide runs: (nearly) the same function, yet separated by a barrier on the straight line
     assert s["wide_test_disagreement_mean"] <= 0.02 < s["narrow_test_disagreement_mean"]
     assert s["wide_barrier_median"] >= s["wide_train_mean"]
-    # sharpness vs width as measured: trace / P lower (>= 3x), raw lambda_max higher (> 2 SE)
+    # sharpness vs width as measured at seed 0: trace / P lower (>= 3x), raw lambda_max higher (> 2 SE; at
+    # other seeds 0.4-2.7 SE, so the experiment only checks 'not lower')
     assert s["narrow_trace_per_param_mean"] >= 3 * s["wide_trace_per_param_mean"]
     assert s["lambda_max_wide_minus_narrow"] > 2 * s["lambda_max_wide_minus_narrow_se"]
     assert r.passed, r.checks

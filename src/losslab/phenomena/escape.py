@@ -507,6 +507,9 @@ def run(*, quick: bool = False, seed: int = 0, a: float = -1.0, s: float = -0.5,
         slope, icpt = np.polyfit(invT, np.log(meas), 1)
         slope_ex, _ = np.polyfit(invT, np.log(exact), 1)
         pref_fixed = float(np.exp(np.mean(np.log(meas) - dU * invT)))  # Kramers form with slope fixed at dU
+        # the same fit on the exact continuous-time integral: how far finite barriers (dU/T = 2..5) sit
+        # above Kramers' asymptotic prefactor, independently of the walkers
+        pref_exact = float(np.exp(np.mean(np.log(np.asarray(exact)) - dU * invT)))
         pref_K = 2 * math.pi / math.sqrt(well.curvature(a) * abs(well.curvature(s)))
         arrays.update({"langevin/T": Ts, "langevin/mfpt": meas, "langevin/mfpt_se": se, "langevin/mfpt_chain": chain,
                        "langevin/mfpt_integral": exact, "langevin/kramers": kram, "langevin/escaped": np.asarray(n_esc)})
@@ -514,6 +517,7 @@ def run(*, quick: bool = False, seed: int = 0, a: float = -1.0, s: float = -0.5,
         tol_rel = 4 / np.sqrt(np.maximum(n_esc, 1)) + 0.02
         summary.update({"langevin_slope_over_dU": float(slope / dU), "langevin_integral_slope_over_dU": float(slope_ex / dU),
                         "langevin_prefactor_fixed_slope": pref_fixed, "kramers_prefactor": pref_K,
+                        "langevin_integral_prefactor_fixed_slope": pref_exact,
                         "langevin_prefactor_fit": float(np.exp(icpt)),
                         "langevin_max_rel_err_vs_chain": float(rel.max()),
                         "langevin_max_ratio_vs_kramers": float(np.max(np.maximum(meas / kram, kram / meas))),
@@ -530,8 +534,11 @@ def run(*, quick: bool = False, seed: int = 0, a: float = -1.0, s: float = -0.5,
         checks["langevin: measured slope equals the exact chain's slope within 4 SE"] = bool(
             abs(slope - slope_ch) < 4 * slope_se)
         checks["langevin: slope of log MFPT vs 1/T is dU within 10% (Kramers exponent)"] = bool(abs(slope / dU - 1) < 0.10)
-        checks["langevin: Kramers prefactor 2pi/sqrt(U''(a)|U''(s)|) within a factor 1.5 (slope fixed at dU)"] = bool(
-            1 / 1.5 < pref_fixed / pref_K < 1.5)
+        # finite-barrier corrections make the exact MFPT exceed Kramers' asymptotic form by a few to ~15 % at
+        # dU/T = 2..5 (the exact integral's fitted prefactor is reported beside it); a prefactor that dropped the
+        # barrier curvature |U''(s)| (2pi/sqrt(U''(a)) = 6.28 here) would be 1.28-1.33x the measured one and fail
+        checks["langevin: prefactor (slope fixed at dU) is 1.0-1.25x Kramers' 2pi/sqrt(U''(a)|U''(s)|), as the exact "
+               "integral's is"] = bool(1.0 <= pref_fixed / pref_K <= 1.25 and 1.0 <= pref_exact / pref_K <= 1.25)
         figs.append(Figure(
             key="kramers", title="Langevin escape time vs inverse temperature", kind="lines", x_label="1/T",
             y_label="mean first-passage time (lr * steps)", log_y=True,
@@ -641,11 +648,14 @@ def run(*, quick: bool = False, seed: int = 0, a: float = -1.0, s: float = -0.5,
             np.allclose(sgd_var, v_pred, rtol=1e-12, atol=0))
         checks["sgd: MFPT matches the exact chain of the discrete batch noise within 4 SE + 3%"] = bool(
             np.all(rel_sgd <= 4 / np.sqrt(np.maximum(n_esc_sgd, 1)) + 0.03))
-        checks["sgd: escaped fraction within the budget falls strictly as B grows (noise lr/B shrinks)"] = bool(
-            np.all(np.diff(sgd_frac) < 0))
-        # diffusion approximation: only the noise variance enters; empirical bound, not a theorem
-        checks["sgd: Langevin chain at T_eff = lr V_B / 2 within 15% of the exact discrete-noise chain"] = bool(
-            summary["sgd_max_rel_diff_gaussian_vs_exact_chain"] < 0.15)
+        # the escape time (not the escaped fraction, which saturates at 1 for small B within a long budget)
+        # must grow with B: each step larger than 2 SE of the two measurements
+        d_mfpt = np.diff(sgd_meas)
+        se_pair = np.sqrt(np.asarray(sgd_se[1:]) ** 2 + np.asarray(sgd_se[:-1]) ** 2)
+        checks["sgd: mean escape time grows with B (noise lr/B shrinks), each step > 2 SE; escaped fraction "
+               "never grows"] = bool(np.all(d_mfpt > 2 * se_pair) and np.all(np.diff(sgd_frac) <= 0))
+        # diffusion approximation (only the noise variance enters): reported, not checked -- its error depends on
+        # the skewness of the drawn tilts (a reviewer found it between 2 % and 19 % across seeds)
         scale = lr / np.asarray(sb, dtype=float)
         figs.append(Figure(
             key="sgd_escape", title="Mini-batch SGD leaves the shallow basin faster with smaller batches", kind="lines",

@@ -202,9 +202,10 @@ def run(*, quick: bool = False, seed: int = 0, n_seeds: int | None = None, narro
         f"{max(nw['lambda_max_lanczos_rel_err'], wd['lambda_max_lanczos_rel_err']):.1e} <= 1e-4)":
             max(nw["lambda_max_lanczos_rel_err"], wd["lambda_max_lanczos_rel_err"]) <= 1e-4,
         "Hutchinson trace within 3 standard errors of the exact trace (first seed, both widths)": hut_ok,
-        f"'wider -> flatter' is NOT supported by raw lambda_max at these sizes: the wide net's mean lambda_max is "
-        f"higher by {lam_gap:.3g} > 2 standard errors ({2 * lam_se:.2g}) (standard parametrization; see tr H / P)":
-            lam_gap > 2 * lam_se,
+        # 'wider -> flatter' by raw lambda_max is a measured verdict (summary lambda_max_width_trend), not a
+        # check: across seeds the wide net's lambda_max is higher by 0.4-2.7 SE (a reviewer ran seeds 0-6)
+        "'wider -> flatter' by raw lambda_max is not supported: the wide net's mean lambda_max is not lower "
+        "by more than 2 standard errors (standard parametrization; see tr H / P)": lam_gap >= -2 * lam_se,
         f"mean curvature per parameter tr H / P is >= 3x lower for the wide net: {nw['trace_per_param_mean']:.3g} "
         f"-> {wd['trace_per_param_mean']:.3g}": nw["trace_per_param_mean"] >= 3 * wd["trace_per_param_mean"],
     }
