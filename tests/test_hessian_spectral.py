@@ -2,6 +2,7 @@
 against closed forms: quadratics with a chosen spectrum, OLS models with known Hessians."""
 from __future__ import annotations
 
+import math
 
 import pytest
 import torch
@@ -257,3 +258,31 @@ def test_lanczos_error_bounds_match_bruteforce_definition():
     w = torch.linalg.eigvalsh(A).flip(0)[:2]
     for lam, th, b in zip(w.tolist(), e.eigenvalues.tolist(), e.report.error_bounds):
         assert abs(lam - th) <= b * (1 + 1e-6) + 1e-12  # the bound holds on the true error
+
+
+def test_epsilon_sharpness_random_subspace_closed_form():
+    """Keskar's random-subspace variant: with H = c I, max over the box |y_i| <= eps(|(A^T w)_i| + 1) of
+    1/2 c ||A y||^2 = 1/2 c ||y||^2 is at any vertex (A has orthonormal columns), a closed form."""
+    g = torch.Generator().manual_seed(3)
+    d, n, c = 12, 40, 0.8
+    Qm, _ = torch.linalg.qr(torch.randn(n, d, generator=g, dtype=torch.float64))
+    X = Qm * math.sqrt(n * c / 2)  # X^T X = (n c / 2) I: the mse Hessian 2/n X^T X = c I
+    w = torch.randn(d, generator=g, dtype=torch.float64) * 2
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(w[None])
+    eps = 1e-2
+    s = epsilon_sharpness(model, (X, (X @ w)[:, None]), "mse", epsilon=eps, maxiter=50, seed=4, subspace=5)
+    A = s.basis
+    assert s.subspace == 5 and A.shape == (d, 5)
+    torch.testing.assert_close(A.T @ A, torch.eye(5, dtype=torch.float64), rtol=0, atol=1e-12)
+    widths = eps * ((A.T @ w).abs() + 1)
+    closed = 100 * 0.5 * c * float((widths ** 2).sum())
+    assert s.value == pytest.approx(closed, rel=1e-6)
+    # same seed, same subspace and value; the full-space value is larger (a superset of directions)
+    s2 = epsilon_sharpness(model, (X, (X @ w)[:, None]), "mse", epsilon=eps, maxiter=50, seed=4, subspace=5)
+    assert torch.equal(s2.basis, A) and s2.value == s.value
+    full = epsilon_sharpness(model, (X, (X @ w)[:, None]), "mse", epsilon=eps, maxiter=50, seed=4)
+    assert full.subspace is None and full.value > s.value
+    with pytest.raises(ValueError, match="at most the number of parameters"):
+        epsilon_sharpness(model, (X, (X @ w)[:, None]), "mse", subspace=d + 1)

@@ -240,6 +240,14 @@ def _seven_point_bowl(quick: bool, seed: int) -> ChapterResult:
     return ChapterResult(figs, summary, checks, settings, text, arrays)
 
 
+@chapter("learning_rate", "The learning rate: crawl, converge, overshoot",
+         "Gradient descent on a quadratic converges for learning rates below 2/lambda_max and diverges above it; "
+         "heavy-ball momentum moves the threshold to 2(1 + beta)/lambda_max. The thresholds are found by bisection "
+         "and checked against these closed forms, and the loss curves show the three regimes.")
+def _learning_rate(quick: bool, seed: int) -> ChapterResult:
+    return run_experiments(["learning_rate"], quick=True, seed=seed)
+
+
 @chapter("nonconvexity", "The curse of nonlinearity",
          "Fitting a line to the seven points gives a convex bowl: its Hessian is the same everywhere and every "
          "midpoint lies below the chord. Put a sigmoid in front and the exact Hessian has a negative eigenvalue on "
@@ -349,6 +357,14 @@ def _escape(quick: bool, seed: int) -> ChapterResult:
          "separated by a loss barrier, that compute the same function.")
 def _flat_vs_sharp(quick: bool, seed: int) -> ChapterResult:
     return run_experiments(["flat_vs_sharp"], quick=True, seed=seed, optional=[] if quick else ["minima"])
+
+
+@chapter("mode_connectivity", "Mode connectivity: minima joined by a low-loss curve",
+         "Two minima separated by a high barrier on the straight line between them are joined by a quadratic "
+         "Bezier curve along which the loss stays low (Garipov et al. 2018; Draxler et al. 2018): the barrier on "
+         "each path is measured, on a toy ring-shaped valley and on two trained networks.")
+def _mode_connectivity(quick: bool, seed: int) -> ChapterResult:
+    return run_experiments(["mode_connectivity"], quick=True, seed=seed)
 
 
 @chapter("overfitting", "Overfitting and validation",

@@ -82,7 +82,8 @@ def hessian_trace(model: nn.Module, data, loss: str | Loss, *, method: str = "hu
 
 @dataclass(frozen=True)
 class EpsilonSharpness:
-    """Keskar et al. (2017) Metric 2.1 (A = I): 100 (max_box L - L) / (1 + L)."""
+    """Keskar et al. (2017) Metric 2.1: 100 (max_{y in C_eps} L(theta + A y) - L) / (1 + L); ``subspace``
+    None means A = I (the full space), else the number p of columns of the random A (``basis``)."""
 
     value: float
     epsilon: float
@@ -90,12 +91,20 @@ class EpsilonSharpness:
     max_loss: float
     n_evaluations: int
     maxiter: int
+    subspace: int | None = None
+    basis: torch.Tensor | None = None  # (P, p) orthonormal columns, or None for A = I
 
 
 def epsilon_sharpness(model: nn.Module, data, loss: str | Loss, *, epsilon: float = 1e-3, maxiter: int = 10,
-                      seed: int | torch.Generator = 0, block: BlockSpec = None,
+                      seed: int | torch.Generator = 0, subspace: int | None = None, block: BlockSpec = None,
                       batch_size: int | None = None, dtype: torch.dtype | None = torch.float64) -> EpsilonSharpness:
-    """epsilon-sharpness (Keskar et al. 2017, Metric 2.1 with A = I), maximized by L-BFGS-B."""
+    """epsilon-sharpness (Keskar et al. 2017, Metric 2.1), maximized by L-BFGS-B over the box
+    C_eps = {y : |y_i| <= eps (|(A^+ theta)_i| + 1)} of phi = 100 (max L(theta + A y) - L(theta)) / (1 + L(theta)).
+
+    ``subspace=None``: A = I (the full space, y = z). ``subspace=p``: A is a random P x p matrix
+    (Keskar et al. also report this variant), drawn from ``seed`` as the Q factor of a Gaussian
+    matrix, so its columns are orthonormal and A^+ = A^T (the maximization then runs in p dimensions).
+    """
     from scipy.optimize import minimize
     from torch.func import grad_and_value
 
@@ -105,27 +114,42 @@ def epsilon_sharpness(model: nn.Module, data, loss: str | Loss, *, epsilon: floa
     op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
     theta = op.theta
     base = _base_loss(op)
-    width = (epsilon * (theta.abs() + 1)).cpu().numpy().astype(np.float64)  # box half-widths
     gen = _generator(seed)
-    z0 = ((torch.rand(op.size, generator=gen, dtype=torch.float64) * 2 - 1).numpy()) * width
+    A = None
+    if subspace is not None:
+        p_dim = check_int("subspace", subspace)
+        if p_dim > op.size:
+            raise ValueError(f"subspace must be at most the number of parameters ({op.size}), got {p_dim}")
+        A, _ = torch.linalg.qr(torch.randn(op.size, p_dim, generator=gen, dtype=torch.float64))
+        A64 = A
+        A = A.to(dtype=op.dtype, device=op.device)
+        coords = (A64.T @ theta.detach().to("cpu", torch.float64))  # A^+ theta with A^+ = A^T
+    else:
+        coords = theta.detach().to("cpu", torch.float64)
+    width = (epsilon * (coords.abs() + 1)).numpy().astype(np.float64)  # box half-widths
+    z0 = ((torch.rand(len(width), generator=gen, dtype=torch.float64) * 2 - 1).numpy()) * width
     count = [0]
 
     def negf(z: np.ndarray):
         count[0] += 1
-        t = theta + torch.as_tensor(z, dtype=op.dtype, device=op.device)
+        zt = torch.as_tensor(z, dtype=op.dtype, device=op.device)
+        t = theta + (zt if A is None else A @ zt)
         p = op.spec.unflatten(t)
         val, g = 0.0, torch.zeros_like(t)
         for X, y in op._batches:
             gb, vb = grad_and_value(lambda q: op._batch_loss(q, X, y))(p)
             val += float(vb)
             g += op.spec.flatten(gb)
+        if A is not None:
+            g = A.T @ g  # chain rule: d/dy L(theta + A y) = A^T grad L
         return -val, -g.detach().cpu().numpy().astype(np.float64)
 
     res = minimize(negf, z0, jac=True, method="L-BFGS-B", bounds=list(zip(-width, width)),
                    options={"maxiter": int(maxiter)})
     max_loss = max(-float(res.fun), base)
     return EpsilonSharpness(100.0 * (max_loss - base) / (1.0 + base), float(epsilon), base, max_loss, count[0],
-                            int(maxiter))
+                            int(maxiter), None if A is None else int(A.shape[1]),
+                            None if A is None else A.detach().cpu().to(torch.float64))
 
 
 @dataclass(frozen=True)
