@@ -53,6 +53,8 @@ def test_saddles_quick():
     assert s["toy_gd_steps_to_f_below_-0.24"] >= 3 * s["toy_saddle_free_steps_to_f_below_-0.24"]
     assert s["net_distinct_critical_points"] >= 5
     assert s["net_spearman_index_loss"] > 0
+    assert s["net_saddles"] > s["net_minima"]
+    assert s["race_gd_escape_steps"] == s["race_gd_escape_closed_form"]
     assert s["escape_saddle_free_krylov_final_loss"] < s["escape_gd_final_loss"]
     assert r.passed, r.checks
 
