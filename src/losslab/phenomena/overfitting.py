@@ -15,7 +15,17 @@ Four measurements on few noisy points of y = sin(2 pi x) (dataset ``polynomial``
    validation selected underestimates that model's test error (the minimum of noisy estimates
    is biased low), which is why the error is reported on a test set never used for choosing.
 4. An over-large MLP (1-64-64-1, tanh, Adam) on the same kind of data: plain, with L2 weight
-   decay, with dropout, and with early stopping on the validation loss; test mse of each.
+   decay, with dropout, and with early stopping on the validation loss; test mse of each. The same
+   MLP trained with input noise is reported beside them (not checked).
+5. Ridge (L2) on the interpolating polynomial (degree n_train - 1, all of [1, x, .., x^d] penalised):
+   minimize (1/N) ||Phi a - y||^2 + lambda ||a||^2, a = (Phi^T Phi + N lambda I)^-1 Phi^T y, over a log
+   grid of lambda; train/val/test mse and ||a|| vs lambda. Checks the two ridge theorems (||a|| falls,
+   train mse rises with lambda), that losslab training with weight_decay = 2 lambda reaches the closed
+   form, and that the lambda validation picks beats the unregularised interpolant on test.
+6. Input noise is Tikhonov regularization (Bishop 1995, Neural Computation 7(1):108-116): for a linear
+   model, E_eps[(w.(x+eps) + b - y)^2] = (w.x + b - y)^2 + sigma^2 ||w||^2 exactly, so gd on inputs with
+   fresh N(0, sigma^2 I) noise converges (in mean) to ridge with lambda = sigma^2 on w, b unpenalised.
+   Checked by Monte Carlo and by the Polyak average of gd iterates with ``train(..., input_noise=sigma)``.
 """
 from __future__ import annotations
 
@@ -441,8 +451,8 @@ def run(*, quick: bool = False, seed: int = 0, n_points: int = 12, noise: float 
         arrays[f"noise/identity/{pname}/formula"] = ex
     dg = np.array(degrees, dtype=float)
     ridge_feats = build("polynomial", degree=d_int).features
-    fit0 = ridge_feats(xs) @ ridge(ridge_feats(splits.train.X.double()), splits.train.y, 0.0)[0]  # the interpolant
     xs = torch.linspace(0, 1, 200, dtype=torch.float64).unsqueeze(1)
+    fit0 = ridge_feats(xs) @ ridge(ridge_feats(splits.train.X.double()), splits.train.y, 0.0)[0]  # the interpolant
     curves = [Series(f"degree {d}", xs.squeeze(1).numpy(), fit_predict(splits.train, [xs], d)[0].squeeze(1).numpy())
               for d in sorted({1, d_val, degrees[-1]})]
     figs = (
