@@ -129,12 +129,23 @@ def find_experiments(*fragments: str) -> list[str]:
 
 
 # -- chapters --------------------------------------------------------------------------------
-@chapter("random_guessing", "Why random guessing fails",
-         "Guessing parameters at random and keeping the best works for one or two parameters, but the number of "
-         "guesses needed to land near the minimum grows exponentially with the number of parameters (the curse of "
-         "dimensionality), while gradient descent's step count hardly changes.")
-def _random_guessing(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["random_search"], quick=True, seed=seed)
+
+def experiment_chapter(key: str, title: str, text: str, *, experiment: str | None = None, full_size: bool = False,
+                       full_only: bool = False) -> None:
+    """Register a chapter that runs one registered experiment (``experiment``, default ``key``): at
+    its quick size always, or at its full size in the full tour when ``full_size``."""
+
+    def run(quick: bool, seed: int) -> ChapterResult:
+        return run_experiments([experiment or key], quick=quick or not full_size, seed=seed)
+
+    chapter(key, title, text, full_only=full_only)(run)
+
+
+experiment_chapter(
+    "random_guessing", "Why random guessing fails",
+    "Guessing parameters at random and keeping the best works for one or two parameters, but the number of "
+    "guesses needed to land near the minimum grows exponentially with the number of parameters (the curse of "
+    "dimensionality), while gradient descent's step count hardly changes.", experiment="random_search")
 
 
 def _bowl_loss(w: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -240,41 +251,37 @@ def _seven_point_bowl(quick: bool, seed: int) -> ChapterResult:
     return ChapterResult(figs, summary, checks, settings, text, arrays)
 
 
-@chapter("learning_rate", "The learning rate: crawl, converge, overshoot",
-         "Gradient descent on a quadratic converges for learning rates below 2/lambda_max and diverges above it; "
-         "heavy-ball momentum moves the threshold to 2(1 + beta)/lambda_max. The thresholds are found by bisection "
-         "and checked against these closed forms, and the loss curves show the three regimes.")
-def _learning_rate(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["learning_rate"], quick=True, seed=seed)
+experiment_chapter(
+    "learning_rate", "The learning rate: crawl, converge, overshoot",
+    "Gradient descent on a quadratic converges for learning rates below 2/lambda_max and diverges above it; "
+    "heavy-ball momentum moves the threshold to 2(1 + beta)/lambda_max. The thresholds are found by bisection "
+    "and checked against these closed forms, and the loss curves show the three regimes.")
 
 
-@chapter("schedules_and_momentum", "Momentum's square-root speed-up and learning-rate schedules",
-         "On the seven-point bowl (condition number about 316) gradient descent at its best learning rate shrinks "
-         "the error by (kappa - 1)/(kappa + 1) per step, Polyak's heavy ball by (sqrt(kappa) - 1)/(sqrt(kappa) + 1): "
-         "each further factor of 100 costs heavy ball about sqrt(kappa) times fewer steps. With noisy gradients, "
-         "constant-lr SGD settles at the variance lr s^2 / (l (2 - lr l)), measured within Monte Carlo error; step, "
-         "exponential, cosine and warmup+cosine schedules end below that floor, as the exact mean/variance "
-         "recursion predicts.")
-def _schedules_and_momentum(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["schedules_and_momentum"], quick=True, seed=seed)
+experiment_chapter(
+    "schedules_and_momentum", "Momentum's square-root speed-up and learning-rate schedules",
+    "On the seven-point bowl (condition number about 316) gradient descent at its best learning rate shrinks "
+    "the error by (kappa - 1)/(kappa + 1) per step, Polyak's heavy ball by (sqrt(kappa) - 1)/(sqrt(kappa) + 1): "
+    "each further factor of 100 costs heavy ball about sqrt(kappa) times fewer steps. With noisy gradients, "
+    "constant-lr SGD settles at the variance lr s^2 / (l (2 - lr l)), measured within Monte Carlo error; step, "
+    "exponential, cosine and warmup+cosine schedules end below that floor, as the exact mean/variance "
+    "recursion predicts.")
 
 
-@chapter("nonconvexity", "The curse of nonlinearity",
-         "Fitting a line to the seven points gives a convex bowl: its Hessian is the same everywhere and every "
-         "midpoint lies below the chord. Put a sigmoid in front and the exact Hessian has a negative eigenvalue on "
-         "most of the (w, b) plane; only a band along the valley is convex, and a measured midpoint sits above the "
-         "chord. Because slope and intercept are correlated, minimising one weight at a time removes only 1 - rho^2 of "
-         "the error per sweep (the Gauss-Seidel rate, checked), while one Newton (OLS) step lands on the minimum.")
-def _nonconvexity(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["nonconvexity"], quick=quick, seed=seed)
+experiment_chapter(
+    "nonconvexity", "The curse of nonlinearity",
+    "Fitting a line to the seven points gives a convex bowl: its Hessian is the same everywhere and every "
+    "midpoint lies below the chord. Put a sigmoid in front and the exact Hessian has a negative eigenvalue on "
+    "most of the (w, b) plane; only a band along the valley is convex, and a measured midpoint sits above the "
+    "chord. Because slope and intercept are correlated, minimising one weight at a time removes only 1 - rho^2 of "
+    "the error per sweep (the Gauss-Seidel rate, checked), while one Newton (OLS) step lands on the minimum.", full_size=True)
 
 
-@chapter("edge_of_stability", "Sharpness against 2/lr: the edge of stability",
-         "Full-batch gradient descent on a network: the top Hessian eigenvalue (sharpness) rises during training "
-         "until it reaches the stability threshold 2/lr and then hovers there (Cohen et al. 2021). Left out of the "
-         "quick tour.", full_only=True)
-def _edge_of_stability(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["edge_of_stability"], quick=quick, seed=seed)
+experiment_chapter(
+    "edge_of_stability", "Sharpness against 2/lr: the edge of stability",
+    "Full-batch gradient descent on a network: the top Hessian eigenvalue (sharpness) rises during training "
+    "until it reaches the stability threshold 2/lr and then hovers there (Cohen et al. 2021). Left out of the "
+    "quick tour.", full_only=True, full_size=True)
 
 
 @chapter("nonconvex_surface", "A nonconvex surface",
@@ -340,23 +347,21 @@ def _nonconvex_surface(quick: bool, seed: int) -> ChapterResult:
     return ChapterResult(tuple(figs), summary, checks, settings, text, arrays)
 
 
-@chapter("optimizers", "The optimizers racing on one landscape",
-         "Gradient descent, momentum, Nesterov, RMSprop, Adam and friends from the same start on the same "
-         "landscape: their paths and their loss per step.")
-def _optimizers(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["optimizers"], quick=quick, seed=seed)
+experiment_chapter(
+    "optimizers", "The optimizers racing on one landscape",
+    "Gradient descent, momentum, Nesterov, RMSprop, Adam and friends from the same start on the same "
+    "landscape: their paths and their loss per step.", full_size=True)
 
 
-@chapter("escape", "Escaping a poor minimum: momentum and noise",
-         "On a tilted double well plain gradient descent stops in the shallow basin. Heavy-ball momentum carries "
-         "it over the barrier above a threshold beta (checked against a plain numpy run of the same update and the "
-         "continuous heavy-ball equation). With Langevin noise the mean escape time grows like exp(dU/T), as "
-         "Kramers' law predicts, and agrees with the exact first-passage time of the discrete process. Mini-batch "
-         "gradient noise on a real network falls exactly as (N - B) / (B (N - 1)) sigma^2, and smaller batches "
-         "(more noise) escape the poor minimum sooner.")
-def _escape(quick: bool, seed: int) -> ChapterResult:
-    # quick sizes in the full tour too (its full size, ~30 s more, is `losslab experiments run escape`)
-    return run_experiments(["escape"], quick=True, seed=seed)
+# quick sizes in the full tour too (its full size, ~30 s more, is `losslab experiments run escape`)
+experiment_chapter(
+    "escape", "Escaping a poor minimum: momentum and noise",
+    "On a tilted double well plain gradient descent stops in the shallow basin. Heavy-ball momentum carries "
+    "it over the barrier above a threshold beta (checked against a plain numpy run of the same update and the "
+    "continuous heavy-ball equation). With Langevin noise the mean escape time grows like exp(dU/T), as "
+    "Kramers' law predicts, and agrees with the exact first-passage time of the discrete process. Mini-batch "
+    "gradient noise on a real network falls exactly as (N - B) / (B (N - 1)) sigma^2, and smaller batches "
+    "(more noise) escape the poor minimum sooner.")
 
 
 @chapter("flat_vs_sharp", "Flat vs sharp minima and their spectra",
@@ -371,46 +376,42 @@ def _flat_vs_sharp(quick: bool, seed: int) -> ChapterResult:
     return run_experiments(["flat_vs_sharp"], quick=True, seed=seed, optional=[] if quick else ["minima"])
 
 
-@chapter("mode_connectivity", "Mode connectivity: minima joined by a low-loss curve",
-         "Two minima separated by a high barrier on the straight line between them are joined by a quadratic "
-         "Bezier curve along which the loss stays low (Garipov et al. 2018; Draxler et al. 2018): the barrier on "
-         "each path is measured, on a toy ring-shaped valley and on two trained networks.")
-def _mode_connectivity(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["mode_connectivity"], quick=True, seed=seed)
+experiment_chapter(
+    "mode_connectivity", "Mode connectivity: minima joined by a low-loss curve",
+    "Two minima separated by a high barrier on the straight line between them are joined by a quadratic "
+    "Bezier curve along which the loss stays low (Garipov et al. 2018; Draxler et al. 2018): the barrier on "
+    "each path is measured, on a toy ring-shaped valley and on two trained networks.")
 
 
-@chapter("overfitting", "Overfitting, validation and regularization",
-         "A model with many parameters fitted to few noisy points: the training loss keeps falling while the "
-         "validation loss turns up; early stopping and regularization are measured against it. Penalising large "
-         "coefficients (ridge, lambda chosen on the validation points) tames the interpolating polynomial; along "
-         "the ridge path the coefficient norm only falls and the training error only rises, as the theorems say, "
-         "and training with weight decay lands on the closed-form solution. Noise of size sigma on the inputs of a "
-         "linear model is exactly the penalty lambda = sigma^2 (Bishop 1995): the identity is checked by Monte "
-         "Carlo, and averaged gradient descent on noisy inputs ends at the ridge solution, not at least squares.")
-def _overfitting(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["overfitting"], quick=quick, seed=seed)
+experiment_chapter(
+    "overfitting", "Overfitting, validation and regularization",
+    "A model with many parameters fitted to few noisy points: the training loss keeps falling while the "
+    "validation loss turns up; early stopping and regularization are measured against it. Penalising large "
+    "coefficients (ridge, lambda chosen on the validation points) tames the interpolating polynomial; along "
+    "the ridge path the coefficient norm only falls and the training error only rises, as the theorems say, "
+    "and training with weight decay lands on the closed-form solution. Noise of size sigma on the inputs of a "
+    "linear model is exactly the penalty lambda = sigma^2 (Bishop 1995): the identity is checked by Monte "
+    "Carlo, and averaged gradient descent on noisy inputs ends at the ridge solution, not at least squares.", full_size=True)
 
 
-@chapter("gradient_scale", "Scale: conditioning, initialization and exploding gradients",
-         "Scale decides how fast, and whether, gradients train. Standardising the inputs collapses the Hessian's "
-         "condition number and gradient descent's step count, which matches the eigenmode prediction. In a deep tanh "
-         "net the gradient changes by sqrt(chi) per layer, chi from the mean-field recursion, so it vanishes below "
-         "the critical gain and grows above it. A tanh RNN whose recurrent matrix has spectral radius above 1 has "
-         "gradients growing geometrically back in time; unclipped SGD diverges, gradient clipping keeps it finite.")
-def _gradient_scale(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["gradient_scale"], quick=True, seed=seed)
+experiment_chapter(
+    "gradient_scale", "Scale: conditioning, initialization and exploding gradients",
+    "Scale decides how fast, and whether, gradients train. Standardising the inputs collapses the Hessian's "
+    "condition number and gradient descent's step count, which matches the eigenmode prediction. In a deep tanh "
+    "net the gradient changes by sqrt(chi) per layer, chi from the mean-field recursion, so it vanishes below "
+    "the critical gain and grows above it. A tanh RNN whose recurrent matrix has spectral radius above 1 has "
+    "gradients growing geometrically back in time; unclipped SGD diverges, gradient clipping keeps it finite.")
 
 
-@chapter("saddles", "Saddles, saddle-free Newton and the optimizers' race",
-         "Critical points of a small tanh network, found by minimising ||grad L||^2, are mostly saddles, and saddles "
-         "with few downward directions (index below half the parameters, by a sign test against a random-matrix "
-         "index of 1/2). Near a saddle gradient descent slows down and Newton's method is attracted to it; "
-         "saddle-free Newton (|H|^-1 g) escapes. At the saddle of x^2 - y^2 + y^4/4 gradient descent leaves at the "
-         "rate (1 + 2 lr)^t and heavy-ball momentum at the larger root of z^2 - (1 + beta + 2 lr) z + beta, both "
-         "matching their closed forms to the step; Newton jumps onto the saddle and stays; Adam and RMSprop take "
-         "steps of about lr whatever the gradient, so they escape in a few steps from almost any start.")
-def _saddles(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["saddles"], quick=True, seed=seed)
+experiment_chapter(
+    "saddles", "Saddles, saddle-free Newton and the optimizers' race",
+    "Critical points of a small tanh network, found by minimising ||grad L||^2, are mostly saddles, and saddles "
+    "with few downward directions (index below half the parameters, by a sign test against a random-matrix "
+    "index of 1/2). Near a saddle gradient descent slows down and Newton's method is attracted to it; "
+    "saddle-free Newton (|H|^-1 g) escapes. At the saddle of x^2 - y^2 + y^4/4 gradient descent leaves at the "
+    "rate (1 + 2 lr)^t and heavy-ball momentum at the larger root of z^2 - (1 + beta + 2 lr) z + beta, both "
+    "matching their closed forms to the step; Newton jumps onto the saddle and stays; Adam and RMSprop take "
+    "steps of about lr whatever the gradient, so they escape in a few steps from almost any start.")
 
 
 @chapter("deep_linear", "The deep linear network: invariants and acceleration by depth",
@@ -425,18 +426,16 @@ def _deep_linear(quick: bool, seed: int) -> ChapterResult:
     return run_experiments(names, quick=True, seed=seed)
 
 
-@chapter("rnn_vs_lstm", "RNN vs LSTM gradients",
-         "The gradient that reaches early time steps of a plain RNN shrinks geometrically with the distance; the "
-         "LSTM's additive cell path keeps it alive.")
-def _rnn_vs_lstm(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["rnn_vs_lstm"], quick=quick, seed=seed)
+experiment_chapter(
+    "rnn_vs_lstm", "RNN vs LSTM gradients",
+    "The gradient that reaches early time steps of a plain RNN shrinks geometrically with the distance; the "
+    "LSTM's additive cell path keeps it alive.", full_size=True)
 
 
-@chapter("gradient_check", "Gradient check",
-         "Backpropagation's gradients against finite differences: the relative error of central differences "
-         "falls as h^2 until rounding error takes over.")
-def _gradient_check(quick: bool, seed: int) -> ChapterResult:
-    return run_experiments(["gradient_check"], quick=quick, seed=seed)
+experiment_chapter(
+    "gradient_check", "Gradient check",
+    "Backpropagation's gradients against finite differences: the relative error of central differences "
+    "falls as h^2 until rounding error takes over.", full_size=True)
 
 
 # -- running the tour -------------------------------------------------------------------------
