@@ -15,3 +15,23 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+
+def invoke_cli(capsys, *args, app=None):
+    """Run the CLI's real entry point (run_app: one-line errors, exit codes) in-process and
+    return (exit code, stdout, stderr). Test modules import it: ``from conftest import invoke_cli``."""
+    import sys
+
+    from losslab.cli import app as losslab_app
+    from losslab.cli._common import run_app
+
+    argv, sys.argv = sys.argv, ["losslab", *args]
+    try:
+        code = run_app(app or losslab_app)
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv = argv
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err

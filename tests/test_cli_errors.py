@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import invoke_cli
 
 
 def run(*args, cwd):
@@ -36,21 +37,7 @@ def test_corrupt_store_index_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "not a readable SQLite database" in r.stderr and "Traceback" not in r.stderr
 
 
-def _cli(capsys, *args, app=None):
-    from losslab.cli import app as losslab_app
-    from losslab.cli._common import run_app
-
-    import sys
-
-    argv, sys.argv = sys.argv, ["losslab", *args]
-    try:
-        code = run_app(app or losslab_app)
-    except SystemExit as e:
-        code = e.code
-    finally:
-        sys.argv = argv
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+_cli = invoke_cli  # conftest: the CLI's entry point in-process -> (code, stdout, stderr)
 
 
 def _raising_app(exc):

@@ -4,25 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import invoke_cli
 
 from losslab.store import open_store
 
 
-def _cli(capsys, *args):
-    from losslab.cli import app
-    from losslab.cli._common import run_app
-
-    import sys
-
-    argv, sys.argv = sys.argv, ["losslab", *args]
-    try:
-        code = run_app(app)
-    except SystemExit as e:
-        code = e.code
-    finally:
-        sys.argv = argv
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+_cli = invoke_cli  # conftest: the CLI's entry point in-process -> (code, stdout, stderr)
 
 
 TRAIN = ("train", "--data", "moons", "--data-opt", "n=80", "--model-opt", "hidden=[4]", "--optimizer", "sgd",

@@ -10,7 +10,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from test_landscape import small_cnn
 
 from losslab import train
 from losslab.data import load
@@ -37,14 +37,7 @@ def _mlp(seed=0):
     return build("mlp", in_dim=64, hidden=[32], out_dim=10, activation="tanh", seed=seed)
 
 
-def _cnn_bn():
-    torch.manual_seed(1)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-    with torch.no_grad():
-        net.train()
-        for _ in range(3):
-            net(torch.randn(32, 1, 8, 8) * 2 + 0.5)
-    return net
+_cnn_bn = small_cnn  # the CNN with batch norm of the CPU surface tests
 
 
 @pytest.mark.parametrize("affine", [True, False])
