@@ -35,3 +35,17 @@ def invoke_cli(capsys, *args, app=None):
         sys.argv = argv
     cap = capsys.readouterr()
     return code, cap.out, cap.err
+
+
+def assert_same_summary(a: dict, b: dict, rel: float = 1e-12) -> None:
+    """Two runs' summaries with the same seed: the same keys and values, floats to ``rel`` (BLAS
+    reductions may round the last bit differently from call to call: alignment-dependent kernels)."""
+    import math
+
+    assert a.keys() == b.keys()
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, float) and isinstance(y, float):
+            assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=rel, abs=1e-15), (k, x, y)
+        else:
+            assert x == y, (k, x, y)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_same_summary
 import torch
 
 from losslab.phenomena import EXPERIMENTS, run_experiment
@@ -228,10 +229,10 @@ def test_escape_small_is_deterministic():
     kw = dict(quick=True, seed=2, ratios=[1.5, 2.0], walkers=200, n_batches=200, batch_sizes=[1, 8, 60], hb_steps=500,
               sgd_batch_sizes=[1, 2], sgd_steps=300, sgd_walkers=100)
     r1, r2 = run_experiment("escape", **kw), run_experiment("escape", **kw)
-    assert r1.summary == r2.summary
+    assert_same_summary(r1.summary, r2.summary)
     assert r1.checks == r2.checks
     for k in r1.arrays:
-        np.testing.assert_array_equal(r1.arrays[k], r2.arrays[k])
+        np.testing.assert_allclose(r1.arrays[k], r2.arrays[k], rtol=1e-12, atol=1e-15)  # last-bit BLAS rounding only
 
 
 @pytest.mark.slow

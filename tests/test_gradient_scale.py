@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_same_summary
 import torch
 
 from losslab.data import Data
@@ -165,6 +166,6 @@ def test_quick_run_checks_and_numbers(quick):
 @pytest.mark.slow
 def test_quick_run_is_deterministic(quick):
     again = run_experiment("gradient_scale", quick=True, seed=0)
-    assert again.summary == quick.summary
+    assert_same_summary(again.summary, quick.summary)
     for k, v in quick.arrays.items():
-        np.testing.assert_array_equal(v, again.arrays[k])
+        np.testing.assert_allclose(v, again.arrays[k], rtol=1e-12, atol=1e-15)  # last-bit BLAS rounding only

@@ -95,8 +95,9 @@ def test_stochastic_pieces_are_deterministic():
                                                                                                draws=50, seed=4)
     a = _input_noise_linear(seed=0, sigma=0.5, steps=200, lr=0.1, n=40, dim=2, draws=20)
     b = _input_noise_linear(seed=0, sigma=0.5, steps=200, lr=0.1, n=40, dim=2, draws=20)
-    np.testing.assert_array_equal(a["avg"], b["avg"])
-    np.testing.assert_array_equal(a["dist_iter_ridge"], b["dist_iter_ridge"])
+    # same seed, same numbers up to last-bit BLAS rounding (alignment-dependent kernels)
+    np.testing.assert_allclose(a["avg"], b["avg"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(a["dist_iter_ridge"], b["dist_iter_ridge"], rtol=1e-12, atol=1e-15)
     from losslab.data import load
 
     tr = load("polynomial", seed=0, n=12).train
