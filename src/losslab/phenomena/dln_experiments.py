@@ -242,7 +242,7 @@ def _depth(r) -> ExperimentResult:
     text = (f"With learning rates tuned per depth, gradient descent on l{p:g} regression needs "
             + ", ".join(f"{mst[k4, i]:g} (depth {int(N)})" for i, N in enumerate(depths))
             + " steps on average to reach 1.01 x the optimum"
-            + (f"; for p = 2: " + ", ".join(f"{mst[k, i]:g}" for i in range(len(depths))) if len(ps) > 1 else "")
+            + ("; for p = 2: " + ", ".join(f"{mst[k, i]:g}" for i in range(len(depths))) if len(ps) > 1 else "")
             + ".")
     return _result("dln_depth", DEPTH_TITLE, DEPTH_CLAIM, r, summary, checks, tuple(figs), text)
 
@@ -294,7 +294,7 @@ def _saxe(r) -> ExperimentResult:
                  f"(time grid step {dt:.3g})."),
         settings=dict(s))
     text = (f"Aligned small init (u0 = {s.get('u0')}): every mode strength follows Saxe's logistic curve to {err:.1e}; "
-            f"half-learning times " + ", ".join(f"{v:.3g}" for v in th) + f" for s = "
+            "half-learning times " + ", ".join(f"{v:.3g}" for v in th) + " for s = "
             + ", ".join(f"{v:g}" for v in r.s) + ".")
     return _result("dln_saxe", SAXE_TITLE, SAXE_CLAIM, r, summary, checks, (fig1, fig2), text)
 

@@ -667,7 +667,7 @@ def run(*, quick: bool = False, seed: int = 0, a: float = -1.0, s: float = -0.5,
             caption=(f"N = {sgd_n} examples l_n(x) = U(x) + c_n x (sigma_c = {sigma_c:.3f}), losslab 'sgd' at lr = {lr:g}, "
                      f"batches without replacement; gradient descent (B = N) has no noise and never leaves x = a. "
                      f"Escaped within {sgd_steps} steps: " + ", ".join(f"B={B}: {f:.3f}" for B, f in zip(sb, sgd_frac))
-                     + f" (noise scale lr/B = " + ", ".join(f"{v:.3g}" for v in scale) + ")."),
+                     + " (noise scale lr/B = " + ", ".join(f"{v:.3g}" for v in scale) + ")."),
             table={f"B={B}": float(f) for B, f in zip(sb, sgd_frac)}))
 
     text = (f"Double well dU = {dU:.4g}: gradient descent from x0 = {x0:g} stops at x = {gd[-1]:.6g} (the shallow "

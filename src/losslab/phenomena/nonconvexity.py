@@ -236,7 +236,6 @@ def run(*, quick: bool = False, seed: int = 0, resolution: int | None = None, w_
         # ---- 1a. the line fit: constant PSD Hessian, midpoint gaps <= 0 ------------------------------
         X, y = seven_points()
         x = X.reshape(-1)
-        N = len(x)
         H_lin = linear_bowl_hessian(x)  # (2, 2), parameters (weight, bias)
         lin_model = build("linear", in_dim=1, out_dim=1, dtype=torch.float64, seed=seed)
         f_lin, _ = model_loss_fn(lin_model, (X, y), "mse")
@@ -559,7 +558,7 @@ def run(*, quick: bool = False, seed: int = 0, resolution: int | None = None, w_
         checks[f"OLS on the seven points equals np.polyfit to 1e-10 (mse {l_star:.5f})"] = bool(
             ols_vs_pf <= 1e-10 and abs(pf_mse - l_star) <= 1e-12)
         checks[f"the chapter's best line (mse 0.02) is consistent with OLS: L* = {l_star:.5f} rounds to 0.02"] = bool(round(l_star, 2) == 0.02)
-        checks[f"the constructed lines have the chapter's mses 0.17 and 0.08 (closed forms L* + c^2, L* + d^2 var x; "
+        checks["the constructed lines have the chapter's mses 0.17 and 0.08 (closed forms L* + c^2, L* + d^2 var x; "
                "to 1e-12)"] = line_err <= 1e-12
         figs.append(Figure(
             key="candidate_lines", title="Three lines through the seven points, with their residuals", kind="lines",

@@ -89,7 +89,7 @@ def run(*, quick: bool = False, seed: int = 0, length: int | None = None, hidden
             summary.update({f"{cell}_ratio_init": float(ratio[0]), f"{cell}_ratio_final": float(ratio[-1]),
                             f"{cell}_ratio_min": float(ratio.min()),
                             f"{cell}_final_val_loss": float(tr.val_loss[-1]), f"{cell}_status": tr.status})
-    (rtr, rn, rr), (ltr, ln, lr_) = res["rnn"], res["lstm"]
+    (rtr, _, rr), (ltr, _, lr_) = res["rnn"], res["lstm"]
     summary["lstm_over_rnn_ratio_init"] = float(lr_[0] / rr[0])
     summary["lstm_over_rnn_ratio_final"] = float(lr_[-1] / rr[-1])
     checks = {

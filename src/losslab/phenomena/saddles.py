@@ -479,7 +479,7 @@ def run(*, quick: bool = False, seed: int = 0, toy_steps: int | None = None, gd_
             paths=tuple(Path(k, v[:, 0], v[:, 1]) for k, v in race.items()),
             caption=(f"All start at ({race_x0:g}, {y0:g}) with lr {lr:g} (momentum beta {beta:g}; Adam, RMSprop torch "
                      f"defaults). Steps to |y| >= {r:g}: " + ", ".join(f"{k} {esc_r[k]}" for k in race)
-                     + f" (-1: never). Minima at (0, +-sqrt 2), f = -1; Newton lands on the saddle in one step."),
+                     + " (-1: never). Minima at (0, +-sqrt 2), f = -1; Newton lands on the saddle in one step."),
             table={k: esc_r[k] for k in race}))
         T = max(v for v in esc_r.values()) + 20
         tt = np.arange(T + 1)
