@@ -13,7 +13,7 @@ How it is fast:
   evaluation is bound by memory traffic); an out-of-memory error halves the chunk and
   retries, so a big grid never crashes; the loss is computed outside vmap on the stacked
   outputs (one fused kernel);
-- the first layer is affine in the grid coordinates: for ``nn.Sequential`` and losslab's
+- the first layer is affine in the grid coordinates (``fast_paths.py``): for ``nn.Sequential`` and losslab's
   ``MLP`` starting with ``nn.Linear``, ``X (W0 + sum_j c_j D_j)^T + (b0 + sum_j c_j d_j)
   = Z0 + sum_j c_j Z_j`` with ``Z0 = X W0^T + b0`` and ``Z_j = X D_j^T + d_j`` computed once
   per data batch (k + 1 matmuls instead of one per grid point);
@@ -42,19 +42,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
 from ..data.types import Data, Splits, iterate_batches
 from ..losses import Loss, accuracy, get_loss
-from ..params import ParamSpec, param_spec
+from ..params import param_spec
 from ..registry import Registry
+from .checks import check_count, check_device, check_dtype, check_plane, default_memory_budget, is_oom
+from .fast_paths import FAST_CPU_CHUNK_BYTES, AffineFirstLayer, MLPFastPath
 
 BN_MODES = ("eval", "recompute")
 CPU_CHUNK_BYTES = 32 * 2 ** 20  # target activation bytes of one chunk on a CPU (module outputs, one data batch)
@@ -87,100 +87,6 @@ def _mix64(h: torch.Tensor) -> torch.Tensor:
     return h ^ ((h >> 31) & ((1 << 33) - 1))
 
 
-def _is_oom(e: BaseException) -> bool:
-    if isinstance(e, torch.OutOfMemoryError):
-        return True
-    msg = str(e).lower()
-    return isinstance(e, (RuntimeError, MemoryError)) and (
-        "out of memory" in msg or "can't allocate memory" in msg or "cannot allocate memory" in msg
-        or isinstance(e, MemoryError))
-
-
-def default_memory_budget(device: torch.device) -> int:
-    """Bytes the evaluation may use: half the free GPU memory, or a quarter of the available RAM (at most 4 GiB)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.5)
-    try:
-        with open("/proc/meminfo") as f:
-            info = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in f}
-        return int(min(4 * 2 ** 30, info.get("MemAvailable", 2 ** 31) * 0.25))
-    except OSError:  # pragma: no cover - non-Linux
-        return 2 ** 30
-
-
-def available_devices() -> list[str]:
-    """The devices this torch can evaluate on: cpu, cuda:i for each visible GPU, mps if built and present."""
-    devs = ["cpu"]
-    if torch.cuda.is_available():
-        devs += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devs.append("mps")
-    return devs
-
-
-def check_device(device) -> torch.device:
-    """``device`` as a torch.device that exists here, else a one-line ValueError naming the available ones."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"device must be one of {', '.join(available_devices())} (or a torch.device), "
-                         f"got {device!r}") from None
-    avail = available_devices()
-    if dev.type == "cuda":
-        ok = torch.cuda.is_available() and (dev.index is None or dev.index < torch.cuda.device_count())
-    else:
-        ok = dev.type in {d.split(":")[0] for d in avail}
-    if not ok:
-        raise ValueError(f"device {str(device)!r} is not available in this torch build/machine; available: "
-                         f"{', '.join(avail)}")
-    return dev
-
-
-_DTYPE_NAMES = {"float32": torch.float32, "float": torch.float32, "float64": torch.float64,
-                "double": torch.float64, "float16": torch.float16, "half": torch.float16,
-                "bfloat16": torch.bfloat16}
-
-
-def check_dtype(dtype) -> torch.dtype | None:
-    """None, a floating torch.dtype, or its name ("float32", "float64", ...) -> torch.dtype or None."""
-    if dtype is None:
-        return None
-    if isinstance(dtype, str):
-        key = dtype.strip().lower().removeprefix("torch.")
-        if key not in _DTYPE_NAMES:
-            raise ValueError(f"dtype must be a floating torch dtype or one of {', '.join(_DTYPE_NAMES)}, got {dtype!r}")
-        return _DTYPE_NAMES[key]
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating type (torch.float32 or torch.float64, or their names), "
-                         f"got {dtype!r}")
-    return dtype
-
-
-def check_count(value, name: str, *, allow_none: bool = True) -> int | None:
-    """None (if allowed) or an int >= 1 (bools refused), else a one-line ValueError."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1{' or None' if allow_none else ''}, got {value!r}")
-    return int(value)
-
-
-def check_plane(base: torch.Tensor, directions: torch.Tensor) -> None:
-    """The base point and the directions must be finite (one pass over P entries each)."""
-    nb = int((~torch.isfinite(base)).sum())
-    if nb:
-        raise ValueError(f"the base point (the model's parameters) has {nb} NaN/inf entries of {base.numel()}: "
-                         f"the loss would be NaN everywhere; use a model with finite parameters (a diverged "
-                         f"training run?)")
-    for i, v in enumerate(directions):
-        nv = int((~torch.isfinite(v)).sum())
-        if nv:
-            raise ValueError(f"direction {i + 1} has {nv} NaN/inf entries of {v.numel()}: the loss would be NaN "
-                             f"everywhere; pass finite direction vectors")
-
-
 def _coerce_batch(X, y):
     """A streamed batch as tensors (numpy arrays converted), else a clear TypeError."""
     from ..validate import as_tensor_pair
@@ -209,171 +115,6 @@ def _materialize(data) -> tuple[list | object, bool]:
         raise TypeError(f"data must be (X, y) tensors, a Data/Splits, or an iterable of (X, y) batches "
                         f"(e.g. a DataLoader); got {type(data).__name__}")
     return data, False
-
-
-def _sequential_body(template: nn.Module):
-    """(layers, parameter-name prefix, input transform) of a plain stack of layers -- a
-    losslab MLP or an nn.Sequential -- the shapes the fast paths understand; None otherwise."""
-    from ..models.nets import MLP
-
-    if type(template) is MLP:
-        return template.net, "net.", (lambda x: x.reshape(x.shape[0], -1))
-    if type(template) is nn.Sequential:
-        return template, "", (lambda x: x)
-    return None
-
-
-class _Affine:
-    """The first-layer-affine fast path for nn.Sequential / losslab MLP starting with nn.Linear."""
-
-    def __init__(self, pre: Callable, rest: nn.Module, first_w: str, first_b: str | None, prefix: str):
-        self.pre, self.rest, self.first_w, self.first_b, self.prefix = pre, rest, first_w, first_b, prefix
-
-    @staticmethod
-    def plan(template: nn.Module, spec: ParamSpec) -> "_Affine | None":
-        body = _sequential_body(template)
-        if body is None:
-            return None
-        seq, prefix, pre = body
-        keys = list(seq._modules)
-        if len(keys) < 2 or type(seq._modules[keys[0]]) is not nn.Linear:
-            return None
-        k0 = keys[0]
-        first_w = f"{prefix}{k0}.weight"
-        first_b = f"{prefix}{k0}.bias" if seq._modules[k0].bias is not None else None
-        trainable = set(spec.names)
-        if first_w not in trainable or (first_b is not None and first_b not in trainable):
-            return None
-        rest = nn.Sequential(OrderedDict((k, seq._modules[k]) for k in keys[1:]))
-        return _Affine(pre, rest, first_w, first_b, prefix)
-
-    def rest_name(self, name: str) -> str | None:
-        """The name of a model parameter/buffer inside ``rest``, or None if it is the first layer's."""
-        if name in (self.first_w, self.first_b) or not name.startswith(self.prefix):
-            return None
-        return name[len(self.prefix):]
-
-
-# elementwise modules the MLP fast path applies as they are (Dropout: the template is in eval mode)
-_ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.LeakyReLU, nn.Softplus, nn.Identity,
-                nn.Dropout)
-_INPLACE = {nn.Tanh: torch.Tensor.tanh_, nn.ReLU: torch.Tensor.relu_, nn.Sigmoid: torch.Tensor.sigmoid_}
-FAST_CPU_CHUNK_BYTES = 8 * 2 ** 20  # widest hidden activation of one chunk on a CPU (tuned: benchmarks/RESULTS.md)
-
-
-class _MLPFast:
-    """Fast path for nn.Sequential / losslab MLP made only of nn.Linear and elementwise modules.
-
-    With theta(c) = base + sum_j c_j d_j and, per Linear layer, W(c) = W0 + sum_j c_j D_j,
-    b(c) = b0 + sum_j c_j e_j (c_0 := 1, Caug = [1, c]):
-
-    - first Linear (input X shared by all points): pre-activations of a chunk of M points are
-      ``Caug (M, 1+k) @ Z (1+k, N h)`` with ``Z = [X W0^T + b0; X D_j^T + e_j]`` computed once per
-      data batch: one GEMM with K = 1+k, then the activation in place;
-    - later Linear layers: per-point weights ``Caug @ [W0; D_j]`` (M, out, in) and one ``baddbmm``;
-    - cross-entropy (registry loss, no options) fused: ``logsumexp(logits) - logits[y]``, summed
-      per point; other losses use ``Loss.per_example`` on the (M N, C) outputs.
-    The same numbers as a per-point forward up to float rounding (tested against a per-point
-    loop at rtol 1e-5 in float32)."""
-
-    def __init__(self, pre: Callable, layers: list, names: list):
-        self.pre, self.layers, self.names = pre, layers, names
-
-    @staticmethod
-    def plan(template: nn.Module, spec: ParamSpec) -> "_MLPFast | None":
-        body = _sequential_body(template)
-        if body is None:
-            return None
-        seq, prefix, pre = body
-        trainable = set(spec.names)
-        layers, n_lin = [], 0
-        for key, mod in seq._modules.items():
-            if type(mod) is nn.Linear:
-                w, b = f"{prefix}{key}.weight", (f"{prefix}{key}.bias" if mod.bias is not None else None)
-                if w not in trainable or (b is not None and b not in trainable):
-                    return None
-                layers.append(("linear", w, b))
-                n_lin += 1
-            elif type(mod) in _ELEMENTWISE:
-                if type(mod) is nn.Dropout or type(mod) is nn.Identity:
-                    continue  # eval mode: identity
-                layers.append(("act", mod, _INPLACE.get(type(mod))))
-            else:
-                return None
-        if n_lin == 0 or layers[0][0] != "linear":
-            return None
-        # Linear -> Tanh -> Linear: tanh(x) = 2 sigmoid(2 x) - 1 (exact identity); the factors fold into
-        # the two Linear layers (see prepare), leaving one in-place sigmoid (about 3x cheaper than tanh on CPUs)
-        for i in range(1, len(layers) - 1):
-            if layers[i][0] == "act" and type(layers[i][1]) is nn.Tanh and layers[i - 1][0] == "linear" \
-                    and layers[i + 1][0] == "linear":
-                layers[i] = ("tanh_fold", layers[i][1], torch.Tensor.sigmoid_)
-        return _MLPFast(pre, layers, [n for n in spec.names])
-
-    def prepare(self, spec: ParamSpec, base: torch.Tensor, dirs: torch.Tensor) -> list:
-        """Per Linear layer: stacked weights (1+k, out, in) and biases (1+k, out) or None."""
-        P, D = spec.unflatten(base), spec.unflatten(dirs)
-        out = []
-        for kind, w, b in self.layers:
-            if kind != "linear":
-                out.append(None)
-                continue
-            W = torch.cat([P[w].unsqueeze(0), D[w]], 0).contiguous()
-            B = torch.cat([P[b].unsqueeze(0), D[b]], 0).contiguous() if b is not None else None
-            out.append((W, B))
-        for i, (kind, _, _) in enumerate(self.layers):
-            if kind == "tanh_fold":
-                # previous layer outputs 2x (exact: a power of two); next layer sees s = sigmoid(2x) = (tanh(x)+1)/2,
-                # so W tanh + B = (2 W) s + (B - W 1); all stacks stay linear in the coordinates
-                W, B = out[i - 1]
-                out[i - 1] = (W * 2, None if B is None else B * 2)
-                W, B = out[i + 1]
-                out[i + 1] = (W * 2, (0 if B is None else B) - W.sum(2))
-        return out
-
-    def first(self, X, stacks) -> torch.Tensor:
-        """Z (1+k, N * h) for one data batch."""
-        W, B = stacks[0]
-        Xf = self.pre(X)
-        Z = torch.matmul(Xf.unsqueeze(0), W.transpose(1, 2))  # (1+k, N, h)
-        if B is not None:
-            Z += B.unsqueeze(1)
-        return Z.reshape(W.shape[0], -1)
-
-    def forward(self, caug: torch.Tensor, Z: torch.Tensor, stacks, n: int, *, class_major: bool = False) -> torch.Tensor:
-        """Outputs (M, N, C) of the M points with augmented coordinates caug (M, 1+k); with
-        ``class_major`` the last Linear layer writes them as (M, C, N) instead."""
-        m = caug.shape[0]
-        # first Linear: H = Z_0 + sum_j c_j Z_j for all points at once (fused multiply-adds; a GEMM with
-        # inner dimension 1+k = 2-3 measured 2-3x slower on a CPU)
-        H = torch.addcmul(Z[0], caug[:, 1:2], Z[1]) if Z.shape[0] > 1 else Z[0].expand(m, -1).clone()
-        for j in range(2, Z.shape[0]):
-            H.addcmul_(caug[:, j:j + 1], Z[j])
-        H = H.reshape(m, n, -1)
-        last = max(i for i, layer in enumerate(self.layers) if layer[0] == "linear")
-        for i in range(1, len(self.layers)):
-            kind, a, b = self.layers[i]
-            if kind != "linear":
-                H = b(H) if b is not None else a(H)
-                continue
-            W, B = stacks[i]  # (1+k, out, in), (1+k, out)
-            j1, d_out, d_in = W.shape
-            # per-point weights W(c_m) = caug_m @ [W0; D_j], one batched GEMM (measured 10 % faster on the
-            # digits MLP's last layer than one GEMM against all 1+k stacks plus a coordinate-weighted sum)
-            Wm = torch.mm(caug, W.reshape(j1, -1)).reshape(m, d_out, d_in)
-            Bm = torch.mm(caug, B) if B is not None else None  # (m, out)
-            if i == last and class_major:
-                # (m, C, N) = W(c) H^T: the loss then reduces over C with N contiguous, which vectorizes on a
-                # CPU (measured 2x faster than (m, N, C) for the last GEMM and the fused cross-entropy together)
-                HT = H.transpose(1, 2)
-                H = torch.baddbmm(Bm.unsqueeze(2), Wm, HT) if Bm is not None else torch.bmm(Wm, HT)
-            elif Bm is not None:
-                H = torch.baddbmm(Bm.unsqueeze(1), H, Wm.transpose(1, 2))
-            else:
-                H = torch.bmm(H, Wm.transpose(1, 2))
-        if class_major and last == 0:  # a single Linear layer (plus activations): computed (m, N, C) above
-            H = H.transpose(1, 2)
-        return H
 
 
 class Evaluator:
@@ -458,14 +199,14 @@ class Evaluator:
         self.batch_size = batch_size
         self.affine = None
         if affine is not False and bn == "eval":
-            self.affine = _Affine.plan(self.template, self.spec)
+            self.affine = AffineFirstLayer.plan(self.template, self.spec)
         if affine is True and self.affine is None:
             raise ValueError("affine=True needs an nn.Sequential (or losslab MLP) whose first module is a trainable "
                              "nn.Linear, and bn='eval'")
         # the MLP fast path (Linear + elementwise modules): used unless affine=False or strategy="loop"
         self.fast = None
         if affine is not False and bn == "eval" and strategy != "loop":
-            self.fast = _MLPFast.plan(self.template, self.spec)
+            self.fast = MLPFastPath.plan(self.template, self.spec)
         self._fast_stacks: list | None = None
         # fused cross-entropy only for the registry's own loss (no options): same formula as F.cross_entropy
         self._fused_ce = (self.loss.name == "cross_entropy" and not self.loss.options
@@ -808,7 +549,7 @@ class Evaluator:
                     l, a = self._run(coords, True)
                     self._vmap_ok = True
                 except RuntimeError as e:
-                    if _is_oom(e) or "batching rule" not in str(e).lower() and "vmap" not in str(e).lower():
+                    if is_oom(e) or "batching rule" not in str(e).lower() and "vmap" not in str(e).lower():
                         raise
                     self._vmap_ok = False
                     l, a = self._run(coords, False)
@@ -847,7 +588,7 @@ class Evaluator:
                         self._vmap_ok = False  # vmap unsupported: stay with the loop
                 n_chunk += 1
             except (RuntimeError, MemoryError) as e:
-                if not _is_oom(e) or size == 1:
+                if not is_oom(e) or size == 1:
                     raise
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
