@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from losslab.dln.experiments import EXPERIMENTS, conservation, depth, end_to_end_experiment, langevin, saxe, save_result
+from losslab.phenomena.dln_experiments import save_result
+from losslab.phenomena.dln_runs import EXPERIMENTS, conservation, depth, end_to_end_experiment, langevin, saxe
 from losslab.dln.langevin import (diffusion, diffusion_prime, from_arclength, langevin_drift, quadratic,
                                   stationary_bin_probabilities, stationary_density, to_arclength)
 

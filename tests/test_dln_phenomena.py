@@ -12,7 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from losslab.dln.experiments import EXPERIMENTS as DLN, saxe_curve, save_result
+from losslab.dln import saxe_curve
+from losslab.phenomena.dln_experiments import save_result
+from losslab.phenomena.dln_runs import EXPERIMENTS as DLN
 from losslab.figures import FIGURE_KINDS, Figure
 from losslab.phenomena import EXPERIMENTS, ExperimentResult, run_experiment
 from losslab.phenomena.dln_experiments import PHENOMENON_OF, to_experiment_result

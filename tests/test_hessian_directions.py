@@ -4,7 +4,8 @@ import torch
 
 from losslab.data import load
 from losslab.hessian import exact_hessian
-from losslab.landscape import hessian_directions, surface
+from losslab.hessian import hessian_directions
+from losslab.landscape import surface
 from losslab.models import build
 from losslab.params import module_fingerprint, same_fingerprint
 

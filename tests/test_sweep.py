@@ -75,7 +75,7 @@ def test_sequential_study_records_everything(reference):
 def test_sharded_surface_equals_single_process_surface(reference):
     import torch
 
-    from losslab.experiments.runner import trained_model
+    from losslab.experiments.units import trained_model
     from losslab.experiments.spec import RunConfig
     from losslab.landscape import surface
 

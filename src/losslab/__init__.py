@@ -28,7 +28,7 @@ _EXPORTS = {
     "surface": "losslab.landscape", "Surface": "losslab.landscape", "interpolate": "losslab.landscape",
     "barrier": "losslab.landscape", "project_trajectory": "losslab.landscape", "pca_directions": "losslab.landscape",
     "random_curves": "losslab.landscape", "plane_through": "losslab.landscape",
-    "hessian_directions": "losslab.landscape",
+    "hessian_directions": "losslab.hessian",
     "lambda_max": "losslab.hessian", "hessian_trace": "losslab.hessian", "epsilon_sharpness": "losslab.hessian",
     "sharpness_callback": "losslab.hessian",
     "ols": "losslab.closed_form", "build_for": "losslab.models",

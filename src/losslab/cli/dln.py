@@ -1,5 +1,5 @@
 """``losslab dln ...``: the deep-linear-network experiments (a thin layer over
-``losslab.phenomena.dln_experiments``, which wraps ``losslab.dln.experiments``).
+``losslab.phenomena.dln_experiments``, which wraps ``losslab.phenomena.dln_runs``).
 
 Each command runs the registered experiment ``dln_<name>``, prints its checks and summary (or
 JSON with ``--json``) and stores it in the run store as an experiment run (``--store``, default
@@ -18,7 +18,7 @@ QuickOpt = typer.Option(False, "--quick", help="Small sizes that run in seconds 
 SeedOpt = typer.Option(0, "--seed", help="Random seed.")
 NoSaveOpt = typer.Option(False, "--no-save", help="Do not write the result to the run store.")
 OptionOpt = typer.Option(None, "--option", "-o", help="Experiment option KEY=VALUE (JSON values), e.g. -o beta=2; "
-                                                      "see the experiment's docstring in losslab.dln.experiments.")
+                                                      "see the experiment's docstring in losslab.phenomena.dln_runs.")
 
 
 def _run(name: str, quick: bool, seed: int, json_out: bool, store: Optional[Path], no_save: bool,
@@ -32,7 +32,7 @@ def _run(name: str, quick: bool, seed: int, json_out: bool, store: Optional[Path
         result = run_experiment(exp, quick=quick, seed=seed, **options)
     run_id, where = None, None
     if not no_save:
-        from ..dln.experiments import save_result
+        from ..phenomena.dln_experiments import save_result
 
         where = store_path(store)
         run_id = save_result(result, where)

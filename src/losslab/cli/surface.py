@@ -34,7 +34,7 @@ def acquire_model(store, *, run: str | None, data: str, data_opts: dict, model: 
     (so the surface links to it and the report can draw its path). Returns
     (model, splits, loss, training run id). The one place a model is obtained."""
     from ..data import load
-    from ..experiments.runner import build_model
+    from ..experiments.units import build_model
     from ..experiments.spec import ModelSpec
     from ..store import load_trained_run
     from ..train import train
@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
         with progress(disable=json_out) as bar:
             task = bar.add_task("surface", total=resolution ** dim)
             if directions == "hessian":  # the top-`dim` Hessian eigenvectors, by Lanczos
-                from ..landscape import hessian_directions
+                from ..hessian import hessian_directions
 
                 dirs = hessian_directions(net, d, loss_obj, k=dim, seed=seed)
             else:

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a model and record the run in the store (Ctrl-C keeps what it had, as 'interrupted')."""
         from ..data import load
-        from ..experiments.runner import build_model
+        from ..experiments.units import build_model
         from ..experiments.spec import ModelSpec
         from ..store import open_store
         from ..train import train

@@ -428,3 +428,11 @@ class DLN:
 
     def to_model(self, dtype=None):
         return model_from_weights(self.weights, dtype=dtype)
+
+
+def whitened_data(M: np.ndarray, n: int, *, seed: int | None = 0):
+    """Inputs ``x`` (n, d_0) with ``x^T x / n = I`` exactly and targets ``y = x M^T`` (so ``Sigma_yx = M``)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, M.shape[1])))
+    x = np.sqrt(n) * q
+    return x, x @ M.T

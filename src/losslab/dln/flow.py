@@ -185,3 +185,17 @@ def scalar_flow_closed_form(t, x0: float, a: float) -> np.ndarray:
     if not x0 > 0:
         raise ValueError(f"the closed form holds for x0 > 0, got {x0}")
     return a / (1.0 + (a / x0 - 1.0) * np.exp(-2.0 * a * t))
+
+
+def saxe_curve(t, s, u0, tau: float = 1.0):
+    """``u(t) = s e^{2st/tau} / (e^{2st/tau} - 1 + s/u0)`` (Saxe, McClelland, Ganguli 2014, Eq. (7));
+    written as ``s / (1 + (s/u0 - 1) e^{-2st/tau})`` to avoid overflow."""
+    t = np.asarray(t, dtype=np.float64)
+    return s / (1.0 + (s / u0 - 1.0) * np.exp(-2.0 * s * t / tau))
+
+
+def saxe_learning_time(s, u0, fraction: float = 0.5, tau: float = 1.0):
+    """Time for ``u`` to go from ``u0`` to ``fraction * s``: ``tau/(2s) ln[(s/u0 - 1) f/(1-f)]``
+    (Saxe et al. 2014, Eq. (8): learning time ~ ``(tau/s) ln(s/u0)``, ordered by ``1/s``)."""
+    s = np.asarray(s, dtype=np.float64)
+    return tau / (2 * s) * np.log((s / u0 - 1.0) * fraction / (1.0 - fraction))

@@ -217,3 +217,10 @@ def noisy_gradient_descent(weights, energy, *, beta: float, lr: float, steps: in
 __all__ = ["diffusion", "diffusion_prime", "to_arclength", "from_arclength", "ScalarEnergy", "SCALAR_ENERGIES",
            "quadratic", "langevin_drift", "langevin_scalar", "stationary_bin_probabilities", "stationary_density",
            "total_variation", "NoisyPath", "noisy_gradient_descent"]
+
+
+def tv_noise_floor(p: np.ndarray, n: int) -> float:
+    """Expected TV of an ``n``-sample histogram from its true ``p`` (independent samples, normal
+    approximation): ``0.5 sum_k sqrt(2 p_k (1-p_k) / (pi n))``."""
+    p = np.asarray(p)
+    return float(0.5 * np.sum(np.sqrt(2 * p * (1 - p) / (np.pi * n))))

@@ -74,7 +74,7 @@ class DaskExecutor:
         return len(self.client.scheduler_info(n_workers=-1)["workers"]) if hasattr(self.client, "scheduler_info") else 0
 
     def submit(self, key: str, kind: str, payload: dict):
-        from .runner import execute_unit
+        from .units import execute_unit
 
         fut = self.client.submit(execute_unit, kind, payload, self.threads, key=f"losslab-{kind}-{key}", pure=False)
         self._futures[fut.key] = (key, fut)

@@ -113,7 +113,7 @@ def dln_experiments():
     """The registry of deep-linear-network experiments (lazily; None if the dln package has none)."""
     import importlib
 
-    for mod in ("losslab.dln", "losslab.dln.experiments"):
+    for mod in ("losslab.phenomena.dln_runs",):
         try:
             m = importlib.import_module(mod)
         except ImportError:

@@ -7,6 +7,7 @@ docs/hessian.md for the definitions and measured accuracy.
 from __future__ import annotations
 
 from .density import SpectralDensity, slq
+from .directions import hessian_directions
 from .exact import Spectrum, dense_matrix, exact_hessian, exact_spectrum
 from .lanczos import ConvergenceReport, ConvergenceWarning, Eigen, lanczos, power_iteration
 from .operator import (HVP_METHODS, OPERATOR_KINDS, FunctionOperator, HessianOperator, MatrixOperator, NonFiniteError,
@@ -23,5 +24,5 @@ __all__ = [
     "TraceEstimate", "hutchinson", "hutchpp",
     "SpectralDensity", "slq",
     "EpsilonSharpness", "LossRise", "lambda_max", "hessian_trace", "epsilon_sharpness", "loss_rise",
-    "sharpness_callback", "stability_thresholds",
+    "sharpness_callback", "stability_thresholds", "hessian_directions",
 ]

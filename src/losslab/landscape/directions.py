@@ -233,21 +233,6 @@ def eigenvector_directions(model: nn.Module, eigenvectors: Sequence[Any], *, eig
     return explicit_directions(model, eigenvectors, kind="hessian", info=info)
 
 
-def hessian_directions(model: nn.Module, data, loss, *, k: int = 2, seed: int = 0, tol: float = 1e-6,
-                       batch_size: int | None = None) -> Directions:
-    """The plane (k=2) or line (k=1) of the top-k Hessian eigenvectors of the full-data loss at
-    the model, found by Lanczos (``losslab.hessian.lanczos``) and stored with their eigenvalues.
-    Along these axes the surface bends the most, so it shows the sharpest cut through a minimum."""
-    import torch
-
-    from ..hessian import hessian_operator, lanczos
-
-    op = hessian_operator(model, data, loss, batch_size=batch_size, dtype=torch.float64)
-    eig = lanczos(op, k, which="largest", tol=tol, seed=seed, vectors=True)
-    vecs = list(eig.eigenvectors[:, :k].T.to(param_spec(model).dtype))  # eigenvectors are (P, k)
-    return eigenvector_directions(model, vecs, eigenvalues=eig.eigenvalues[:k].tolist())
-
-
 def line_through(model_a, model_b, *, spec_from: nn.Module | None = None) -> Directions:
     """The line theta(alpha) = theta_a + alpha (theta_b - theta_a): alpha = 0 is model a, alpha = 1 is model b."""
     ref = spec_from if spec_from is not None else (model_a if isinstance(model_a, nn.Module) else model_b)

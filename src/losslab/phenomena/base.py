@@ -58,6 +58,15 @@ def register(name: str, *, title: str, claim: str):
     return deco
 
 
+def measured(name: str, *, summary: dict, checks: dict, figures, arrays: dict, settings: dict,
+             text: str = "") -> ExperimentResult:
+    """The result of the registered experiment ``name``: its title and claim come from the registry
+    (said once, at ``@register``), the measurements from the caller. Every experiment ends here."""
+    info = EXPERIMENTS.get(name)
+    return ExperimentResult(name=name, title=info.title, claim=info.claim, summary=summary, checks=checks,
+                            figures=tuple(figures), arrays=arrays, settings=settings, text=text)
+
+
 def run_experiment(name: str, *, quick: bool = False, seed: int = 0, **options) -> ExperimentResult:
     """Run a registered experiment; its wall time is recorded on the result."""
     from ..registry import call_with_options

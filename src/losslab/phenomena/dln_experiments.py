@@ -1,12 +1,12 @@
 """The five deep-linear-network experiments of ``losslab.dln`` as registered phenomena.
 
-Each ``run`` calls the DLN experiment (``losslab.dln.experiments``; the numerics live there) and
+Each ``run`` calls the DLN experiment (``dln_runs.py``; the numerics live there) and
 converts its frozen result into an ``ExperimentResult``: flat scalar ``summary``, ``checks``
 (each claim with the measured number in its text), ``figures`` (``losslab.figures``
 descriptions with captions and tables), every array, the settings and a short text.
 
 The converters are also registered (``CONVERTERS``, keyed by the DLN experiment's name) so
-``losslab.dln.save_result`` can store any DLN result as an experiment run.
+``save_result`` can store any DLN result as an experiment run.
 
 Sources: Arora, Cohen, Hazan 2018 (invariants, end-to-end ODE, acceleration by depth);
 Menon 2024, arXiv 2411.09004 (balanced manifold, entropy, Riemannian Langevin); Saxe,
@@ -14,6 +14,7 @@ McClelland, Ganguli 2014 (learning curves, Eq. (7)-(8)).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..figures import Figure, Series
 from ..registry import Registry, call_with_options
 from .base import ExperimentResult, register
 
-#: DLN experiment name (``losslab.dln.EXPERIMENTS``) -> converter(result) -> ExperimentResult
+#: DLN experiment name (``dln_runs.EXPERIMENTS``) -> converter(result) -> ExperimentResult
 CONVERTERS: Registry = Registry("dln result converter")
 
 #: registered phenomenon name -> DLN experiment name
@@ -42,13 +43,13 @@ def _f(x) -> float:
 
 
 def _run_dln(name: str, quick: bool, seed: int, options: dict):
-    from ..dln.experiments import EXPERIMENTS as DLN
+    from .dln_runs import EXPERIMENTS as DLN
 
     return call_with_options("dln experiment", name, DLN.get(name), {"quick": quick, "seed": seed, **options})
 
 
 def to_experiment_result(dln_name: str, result) -> ExperimentResult:
-    """Convert a ``losslab.dln`` experiment result (e.g. ``dln.saxe(quick=True)``) to an
+    """Convert a ``losslab.dln`` experiment result (e.g. ``dln_runs.saxe(quick=True)``) to an
     ``ExperimentResult`` (``dln_name``: ``conservation``, ``end_to_end``, ``depth``, ``saxe``, ``langevin``)."""
     return CONVERTERS.get(dln_name)(result)
 
@@ -389,7 +390,7 @@ def _make_run(dln_name: str, convert: Callable):
         return convert(_run_dln(dln_name, quick, seed, options))
 
     run.__name__ = f"run_{PHENOMENON_OF[dln_name]}"
-    run.__doc__ = (f"Run ``losslab.dln.experiments.{dln_name}`` (``quick``/``seed``/options passed on; see its "
+    run.__doc__ = (f"Run ``losslab.phenomena.dln_runs.{dln_name}`` (``quick``/``seed``/options passed on; see its "
                    f"docstring for the sizes) and convert it to an ExperimentResult.")
     return run
 
@@ -399,4 +400,38 @@ for _dln_name, (_title, _claim, _convert) in _TABLE.items():
     register(PHENOMENON_OF[_dln_name], title=_title, claim=_claim)(_make_run(_dln_name, _convert))
 
 
-__all__ = ["CONVERTERS", "FULL_DEFAULTS", "PHENOMENON_OF", "to_experiment_result"]
+
+
+_NAME_OF_RESULT = {"ConservationResult": "conservation", "EndToEndResult": "end_to_end", "DepthResult": "depth",
+                   "SaxeResult": "saxe", "LangevinResult": "langevin"}
+
+
+def save_result(result, store, experiment: str | None = None, *, wall_time: float | None = None,
+                study: str | None = None) -> str:
+    """Store ``result`` in the run store at ``store`` (a folder or an open ``RunStore``) as one run of
+    kind ``"experiment"`` and return its run id.
+
+    ``result`` is a DLN result (``ConservationResult`` ...) or an already converted
+    ``ExperimentResult``; a DLN result is converted by ``to_experiment_result``
+    (figures, checks, flat summary) and written by ``losslab.phenomena.storage.save_experiment``
+    (``arrays.npz`` + ``result.json`` under ``<store>/runs/<id>/``; read back with
+    ``load_experiment``). ``experiment`` (``conservation``, ``end_to_end``/``end-to-end``, ``depth``,
+    ``saxe``, ``langevin``) defaults to the one the result's type belongs to."""
+    from dataclasses import replace
+
+    from ..store import RunStore, open_store
+    from .storage import save_experiment
+
+    if not isinstance(result, ExperimentResult):
+        name = experiment or _NAME_OF_RESULT.get(type(result).__name__)
+        if name is None:
+            raise TypeError(f"save_result expects a DLN experiment result ({', '.join(_NAME_OF_RESULT)}) or an "
+                            f"ExperimentResult, got {type(result).__name__}")
+        result = to_experiment_result(name, result)
+    if wall_time is not None:
+        result = replace(result, wall_time=float(wall_time))
+    st = store if isinstance(store, RunStore) else open_store(Path(store))
+    return save_experiment(st, result, study=study)
+
+
+__all__ = ["CONVERTERS", "FULL_DEFAULTS", "PHENOMENON_OF", "to_experiment_result", "save_result"]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Edge of stability"
 CLAIM = "full-batch gradient descent: lambda_max rises (progressive sharpening) and then hovers near 2/lr"
@@ -84,7 +84,7 @@ def run(*, quick: bool = False, seed: int = 0, n: int | None = None, hidden: int
     )
     text = (f"lambda_max rose from {lam[0]:.3g} to 2/lr = {thr:.3g} (first reached at step {first_cross}) and then "
             f"averaged {late.mean():.3g} ({late.mean() / thr:.2f} x 2/lr) over the last {late_fraction:.0%} of training.")
-    return ExperimentResult(name="edge_of_stability", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=figs, arrays={"steps": st, "lambda_max": lam, "loss_steps": tr.steps,
-                                                  "train_loss": tr.train_loss},
-                            settings=settings, text=text)
+    return measured("edge_of_stability", summary=summary, checks=checks,
+                    figures=figs, arrays={"steps": st, "lambda_max": lam, "loss_steps": tr.steps,
+                                          "train_loss": tr.train_loss},
+                    settings=settings, text=text)

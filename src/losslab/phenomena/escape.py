@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Escaping a poor local minimum: momentum, Langevin noise and mini-batch noise"
 CLAIM = ("gradient descent stays in a shallow basin; heavy-ball momentum above a threshold beta carries it over the "
@@ -678,5 +678,5 @@ def run(*, quick: bool = False, seed: int = 0, a: float = -1.0, s: float = -0.5,
             f"(N - B)/(B(N - 1)) sigma^2 within {z.max():.2f} SE over B = {Bs.min()}..{Bs.max()}. Mini-batch SGD on a "
             f"1-D problem escapes within {sgd_steps} steps with fraction "
             + ", ".join(f"{f:.3f} (B={B})" for B, f in zip(sb, sgd_frac)) + ".")
-    return ExperimentResult(name="escape", title=TITLE, claim=CLAIM, summary=summary, checks=checks, figures=tuple(figs),
-                            arrays=arrays, settings=settings, text=text)
+    return measured("escape", summary=summary, checks=checks, figures=tuple(figs),
+                    arrays=arrays, settings=settings, text=text)

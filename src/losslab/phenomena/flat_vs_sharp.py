@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Flat vs sharp minima: small vs large batches and learning rates"
 CLAIM = ("at the same learning rate and train loss, small-batch SGD reaches minima with lower lambda_max and Hessian "
@@ -379,5 +379,5 @@ def run(*, quick: bool = False, seed: int = 0, n: int | None = None, hidden: int
             f"{0.5 * slice_span:g}. Learning rates (full-batch GD): " +
             ", ".join(f"lr {r:g}: lambda_max {v:.3g} {'<=' if v <= 2 / r else '>'} 2/lr {2 / r:.3g}, test acc {a:.3f}"
                       for r, v, a in zip(lrs, lr_lam, lr_acc)) + ".")
-    return ExperimentResult(name="flat_vs_sharp", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=figs, arrays=arrays, settings=settings, text=text)
+    return measured("flat_vs_sharp", summary=summary, checks=checks,
+                    figures=figs, arrays=arrays, settings=settings, text=text)

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..figures import Figure, Series
 from ..rng import seeded
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Gradient check: backprop agrees with finite differences on every model kind"
 CLAIM = "backprop computes the gradient exactly (to round-off) on every model kind; a wrong backward is caught"
@@ -180,6 +180,6 @@ def run(*, quick: bool = False, seed: int = 0, tol: float = 1e-6, eps: float = 1
     text = (f"Backprop agrees with central differences to {errs.max():.1e} (relative) on {len(names)} model kinds; "
             f"a wrong backward scores {bad.max_rel_err:.2g}. Finite differences take {t_fd[-1] / t_bp[-1]:.0f}x the time "
             f"of backprop at P = {int(P[-1])}.")
-    return ExperimentResult(name="gradient_check", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=figs, arrays=arrays, settings={"quick": quick, "seed": seed, "tol": tol, "eps": eps},
-                            text=text)
+    return measured("gradient_check", summary=summary, checks=checks,
+                    figures=figs, arrays=arrays, settings={"quick": quick, "seed": seed, "tol": tol, "eps": eps},
+                    text=text)

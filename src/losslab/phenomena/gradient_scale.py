@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Gradient scale: conditioning, initialization, exploding gradients"
 CLAIM = ("standardising inputs shrinks the Hessian's condition number and with it the number of gradient-descent "
@@ -571,5 +571,5 @@ def run(*, quick: bool = False, seed: int = 0, eps: float | None = None, depth: 
             + f". RNN with rho = {rho:g}: gradient growth per step {lin_rate:.5f} in the linear regime, {real_rate:.4f} on "
             f"adding inputs; SGD without clipping {nc.status}, with clip {grad_clip} {cl.status} "
             f"(final validation mse {cl.val_loss[-1]:.4f}).")
-    return ExperimentResult(name="gradient_scale", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=tuple(figs), arrays=arrays, settings=settings, text=text)
+    return measured("gradient_scale", summary=summary, checks=checks,
+                    figures=tuple(figs), arrays=arrays, settings=settings, text=text)

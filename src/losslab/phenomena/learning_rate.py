@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Learning rate: too small crawls, good converges, too large diverges"
 CLAIM = ("the learning rate decides between crawling, converging and overshooting; gradient descent on a "
@@ -190,7 +190,7 @@ def run(*, quick: bool = False, seed: int = 0, steps: int | None = None, iterati
             f"2/lambda_max = {pred_gd:.4g}; bisection on training runs found {obs_gd:.4g} ({rel['gd']:.2%} off). "
             + " ".join(f"Heavy ball beta={b}: predicted {p:.4g}, observed {o:.4g} ({rel[n]:.2%})."
                        for n, b, p, o, _ in thr_rows[1:]))
-    return ExperimentResult(name="learning_rate", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=(fig_regimes, fig_thr), arrays=arrays,
-                            settings={"quick": quick, "seed": seed, "steps": steps, "iterations": iterations,
-                                      "betas": list(betas), "divergence_factor": divergence_factor}, text=text)
+    return measured("learning_rate", summary=summary, checks=checks,
+                    figures=(fig_regimes, fig_thr), arrays=arrays,
+                    settings={"quick": quick, "seed": seed, "steps": steps, "iterations": iterations,
+                              "betas": list(betas), "divergence_factor": divergence_factor}, text=text)

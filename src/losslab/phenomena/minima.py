@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Minima: many seeds land in different minima; the spread of their losses shrinks with width"
 CLAIM = ("runs from different seeds land in different minima of similar loss, and the spread of the final losses "
@@ -283,9 +283,9 @@ def run(*, quick: bool = False, seed: int = 0, n_seeds: int | None = None, narro
             f"{nw['lambda_max_std']:.2g} (narrow) vs {wd['lambda_max_mean']:.3g} +- {wd['lambda_max_std']:.2g} (wide): "
             f"{lam_verdict}; tr H / P {nw['trace_per_param_mean']:.3g} vs {wd['trace_per_param_mean']:.3g} (the wide "
             f"net's mean eigenvalue is lower). " + gen_text)
-    return ExperimentResult(name="minima", title=TITLE, claim=CLAIM, summary=summary, checks=checks, figures=figs,
-                            arrays=arrays, settings={"quick": quick, "seed": seed, "n_seeds": n_seeds, "narrow": narrow,
-                                                     "wide": wide, "steps": steps, "lr": lr, "dataset": dataset, "n": n,
-                                                     "grid_points": grid_points,
-                                                     "barrier_resolution": barrier_resolution},
-                            text=text)
+    return measured("minima", summary=summary, checks=checks, figures=figs,
+                    arrays=arrays, settings={"quick": quick, "seed": seed, "n_seeds": n_seeds, "narrow": narrow,
+                                             "wide": wide, "steps": steps, "lr": lr, "dataset": dataset, "n": n,
+                                             "grid_points": grid_points,
+                                             "barrier_resolution": barrier_resolution},
+                    text=text)

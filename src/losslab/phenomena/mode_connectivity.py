@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Mode connectivity"
 CLAIM = "two minima separated by a barrier on the straight line are joined by a low-loss quadratic Bezier curve"
@@ -112,5 +112,5 @@ def run(*, quick: bool = False, seed: int = 0, toy_steps: int | None = None, cur
             table={"linear_barrier": lin.barrier.height, "curve_barrier": nb.height}))
     text = (f"Toy ring: linear barrier {bl.height:.4g}, Bezier barrier {bc.height:.4g}. Two moons MLPs: linear barrier "
             f"{lin.barrier.height:.4g}, Bezier barrier {nb.height:.4g}.")
-    return ExperimentResult(name="mode_connectivity", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=tuple(figs), arrays=arrays, settings=settings, text=text)
+    return measured("mode_connectivity", summary=summary, checks=checks,
+                    figures=tuple(figs), arrays=arrays, settings=settings, text=text)

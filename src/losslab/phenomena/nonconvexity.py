@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Grid, Path, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "The curse of nonlinearity: a convex bowl for the line, a non-convex surface for a sigmoid neuron"
 CLAIM = ("linear regression's MSE is convex (constant PSD Hessian); a sigmoid neuron's is not (lambda_min < 0 on a "
@@ -582,5 +582,5 @@ def run(*, quick: bool = False, seed: int = 0, resolution: int | None = None, w_
             f"{cd_sweeps} sweeps to reach {target:g} of the initial excess loss; Newton/OLS needs one step, L-BFGS "
             f"{lb_steps}; plain gradient descent needs {gd_steps} (kappa = {kappa:.0f}). With centred x the weights "
             f"decouple (rho = 0) and one sweep is exact. OLS mse {l_star:.5f} (the chapter's '0.02').")
-    return ExperimentResult(name="nonconvexity", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=tuple(figs), arrays=arrays, settings=settings, text=text)
+    return measured("nonconvexity", summary=summary, checks=checks,
+                    figures=tuple(figs), arrays=arrays, settings=settings, text=text)

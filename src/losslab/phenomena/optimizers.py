@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..figures import Figure, Grid, Path, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Optimizers: every optimizer of the registry from one initialization"
 CLAIM = ("every optimizer lowers the loss of a nonconvex problem from a shared start; they take different paths "
@@ -259,9 +259,9 @@ def run(*, quick: bool = False, seed: int = 0, optimizers: list[str] | tuple[str
     text = (f"{len(names)} optimizers from one initialization. Rosenbrock after {r_steps} steps: best {best_ros} "
             f"({ros[best_ros].final_loss:.3g}). Digits MLP after {d_steps} steps: best {best_dig} "
             f"({dig[best_dig].final_loss:.3g}); the shared PCA plane explains {sum(evr):.1%} of the snapshots' variance.")
-    return ExperimentResult(name="optimizers", title=TITLE, claim=CLAIM, summary=summary, checks=checks, figures=figs,
-                            arrays=arrays, settings={"quick": quick, "seed": seed, "optimizers": names,
-                                                     "rosenbrock_steps": r_steps, "digits_steps": d_steps,
-                                                     "resolution": res, "batch_size": batch_size, "hidden": hidden,
-                                                     "rosenbrock_lr": ROSENBROCK_LR, "digits_lr": DIGITS_LR},
-                            text=text)
+    return measured("optimizers", summary=summary, checks=checks, figures=figs,
+                    arrays=arrays, settings={"quick": quick, "seed": seed, "optimizers": names,
+                                             "rosenbrock_steps": r_steps, "digits_steps": d_steps,
+                                             "resolution": res, "batch_size": batch_size, "hidden": hidden,
+                                             "rosenbrock_lr": ROSENBROCK_LR, "digits_lr": DIGITS_LR},
+                    text=text)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Overfitting: training error falls, validation error turns; validation, CV and regularization catch it"
 CLAIM = ("too complex a model overfits (train error -> 0, test error up), and validation, cross-validation "
@@ -563,15 +563,15 @@ def run(*, quick: bool = False, seed: int = 0, n_points: int = 12, noise: float 
             f"the closed form to {agree_max:.1e}. Input noise sigma = {input_noise:g} on a linear model: E[noisy mse] = "
             f"mse + sigma^2 ||w||^2 by Monte Carlo (max |z| {nz['identity_max_z']:.2f}), and noisy gd lands "
             f"{dist_r:.2g} from ridge(sigma^2) vs {dist_o:.2g} from OLS.")
-    return ExperimentResult(name="overfitting", title=TITLE, claim=CLAIM, summary=summary, checks=checks, figures=figs,
-                            arrays=arrays, settings={"quick": quick, "seed": seed, "n_points": n_points, "noise": noise,
-                                                     "k": k, "repeats": repeats, "mlp_points": mlp_points,
-                                                     "mlp_steps": mlp_steps, "hidden": hidden,
-                                                     "weight_decay": weight_decay, "dropout": dropout,
-                                                     "patience": patience, "fit": "closed-form OLS (float64)",
-                                                     "mlp_optimizer": "adam lr 0.01", "input_noise": input_noise,
-                                                     "noise_steps": noise_steps, "mlp_input_noise": mlp_input_noise,
-                                                     "ridge_lambdas": "10^(-18..1 step 0.5)",
-                                                     "ridge_objective": "(1/N)||Phi a - y||^2 + lambda ||a||^2; "
-                                                                        "training weight_decay = 2 lambda"},
-                            text=text)
+    return measured("overfitting", summary=summary, checks=checks, figures=figs,
+                    arrays=arrays, settings={"quick": quick, "seed": seed, "n_points": n_points, "noise": noise,
+                                             "k": k, "repeats": repeats, "mlp_points": mlp_points,
+                                             "mlp_steps": mlp_steps, "hidden": hidden,
+                                             "weight_decay": weight_decay, "dropout": dropout,
+                                             "patience": patience, "fit": "closed-form OLS (float64)",
+                                             "mlp_optimizer": "adam lr 0.01", "input_noise": input_noise,
+                                             "noise_steps": noise_steps, "mlp_input_noise": mlp_input_noise,
+                                             "ridge_lambdas": "10^(-18..1 step 0.5)",
+                                             "ridge_objective": "(1/N)||Phi a - y||^2 + lambda ||a||^2; "
+                                                                "training weight_decay = 2 lambda"},
+                    text=text)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Random search vs gradient descent: guesses needed grow exponentially with the number of parameters"
 CLAIM = "random guessing fails by the curse of dimensionality, while gradient descent's steps barely grow"
@@ -173,7 +173,7 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
     mnist_formula = 784 * 15 + 15 * 10 + 15 + 10  # weights of both layers + 25 biases
 
     ns = np.array([r["n"] for r in rows], dtype=float)
-    measured = np.array([r["measured"] for r in rows])
+    guesses = np.array([r["measured"] for r in rows])
     predicted = np.array([r["predicted"] for r in rows])
     gd = np.array([np.nan if r["gd"] is None else r["gd"] for r in rows], dtype=float)
     local = np.array([np.nan if r["local"] is None else r["local"] for r in rows], dtype=float)
@@ -183,10 +183,10 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
     kap = np.array([kappa if r["n"] > 1 else 1.0 for r in rows])
     gd_bound = np.where(kap > 1, np.ceil(np.log(np.maximum(e0 / delta, 1)) / (-2 * np.log1p(-1 / np.where(kap > 1, kap, 2)))), 1.0)
     enough = np.array([r["hits"] >= 200 for r in rows])  # relative std of the mean gap ~ 1/sqrt(hits) <= 7%
-    rel_err = np.abs(measured / predicted - 1)
-    fit_mask = enough & np.isfinite(measured)
-    slope = float(np.polyfit(ns[fit_mask], np.log10(measured[fit_mask]), 1)[0]) if fit_mask.sum() >= 2 else math.nan
-    arrays.update({"n": ns, "guesses_measured": measured, "guesses_predicted": predicted, "grid_10_per_axis": 10.0 ** ns,
+    rel_err = np.abs(guesses / predicted - 1)
+    fit_mask = enough & np.isfinite(guesses)
+    slope = float(np.polyfit(ns[fit_mask], np.log10(guesses[fit_mask]), 1)[0]) if fit_mask.sum() >= 2 else math.nan
+    arrays.update({"n": ns, "guesses_measured": guesses, "guesses_predicted": predicted, "grid_10_per_axis": 10.0 ** ns,
                    "gd_steps": gd, "gd_steps_bound": gd_bound, "local_random_search_steps": local,
                    "hits": np.array([r["hits"] for r in rows]), "guesses_drawn": np.array([r["drawn"] for r in rows])})
     n_hi = int(ns[fit_mask][-1]) if fit_mask.any() else None
@@ -211,8 +211,8 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
         f"gradient descent reaches the target at every n within the bound ln(E0/delta) / (2 ln(kappa/(kappa-1))) "
         f"(steps {gd.tolist()}, bounds {np.round(gd_bound, 1).tolist()})": bool(np.isfinite(gd).all() and (gd <= gd_bound).all()),
         (f"at n={n_hi} gradient descent needs >= 100x fewer steps than random guessing "
-         f"({gd[i_hi]:.0f} vs {measured[i_hi]:.3g})" if i_hi is not None else "guessing measured at some n"):
-            bool(i_hi is not None and np.isfinite(gd[i_hi]) and 100 * gd[i_hi] <= measured[i_hi]),
+         f"({gd[i_hi]:.0f} vs {guesses[i_hi]:.3g})" if i_hi is not None else "guessing measured at some n"):
+            bool(i_hi is not None and np.isfinite(gd[i_hi]) and 100 * gd[i_hi] <= guesses[i_hi]),
         f"the chapter's MNIST net 784-15-10 (built) has 784*15 + 15*10 + 25 biases = 11,935 parameters (counted "
         f"{mnist_p:,}), so a 10-bin grid needs 10^{mnist_log10:.0f} guesses vs ~10^{LOG10_ATOMS_IN_UNIVERSE} atoms":
             bool(mnist_p == mnist_formula == 11935 and mnist_log10 > LOG10_ATOMS_IN_UNIVERSE),
@@ -222,7 +222,7 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
     fig = Figure(
         key="guesses_vs_dimension", title="Guesses (random search) vs steps (gradient descent) to get within delta of the optimum",
         kind="lines", x_label="number of parameters n", y_label="guesses / steps", log_y=True,
-        series=(Series("random guessing: mean guesses per hit (measured, band = quartiles)", ns, measured, band_lo, band_hi,
+        series=(Series("random guessing: mean guesses per hit (measured, band = quartiles)", ns, guesses, band_lo, band_hi,
                        mode="lines+markers"),
                 Series("volume formula 1/p_n", ns, predicted, dash=True),
                 Series("chapter's grid, 10 bins per axis: 10^n", ns, 10.0 ** ns, dash=True),
@@ -248,8 +248,8 @@ def run(*, quick: bool = False, seed: int = 0, dims: list[int] | tuple[int, ...]
             f"orders of magnitude more than the ~10^{LOG10_ATOMS_IN_UNIVERSE} atoms in the universe; its 11,935 "
             f"dimensions are {mnist_p / 3:,.0f} times the 3 of a haystack, but the grid is 10^{mnist_log10 - 3:.0f} "
             f"times larger.")
-    return ExperimentResult(name="random_search", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=(fig,), arrays=arrays,
-                            settings={"quick": quick, "seed": seed, "dims": list(dims), "delta": delta, "kappa": kappa,
-                                      "max_guesses": max_guesses, "target_hits": target_hits, "gd_steps": gd_steps, "local_steps": local_steps},
-                            text=text)
+    return measured("random_search", summary=summary, checks=checks,
+                    figures=(fig,), arrays=arrays,
+                    settings={"quick": quick, "seed": seed, "dims": list(dims), "delta": delta, "kappa": kappa,
+                              "max_guesses": max_guesses, "target_hits": target_hits, "gd_steps": gd_steps, "local_steps": local_steps},
+                    text=text)

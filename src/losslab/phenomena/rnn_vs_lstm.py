@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Vanishing gradients: RNN vs LSTM"
 CLAIM = ("a tanh RNN's gradient ||dL/dh_k|| vanishes with T - k and it stays near the trivial loss on the adding "
@@ -117,5 +117,5 @@ def run(*, quick: bool = False, seed: int = 0, length: int | None = None, hidden
     text = (f"T = {length}: ||dL/dh_1||/||dL/dh_T|| at init RNN {rr[0]:.3g} vs LSTM {lr_[0]:.3g}; after {steps} Adam "
             f"steps RNN {rr[-1]:.3g} vs LSTM {lr_[-1]:.3g}. Validation mse RNN {rtr.val_loss[-1]:.4f}, "
             f"LSTM {ltr.val_loss[-1]:.4f} (trivial 0.1667).")
-    return ExperimentResult(name="rnn_vs_lstm", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=tuple(figs), arrays=arrays, settings=settings, text=text)
+    return measured("rnn_vs_lstm", summary=summary, checks=checks,
+                    figures=tuple(figs), arrays=arrays, settings=settings, text=text)

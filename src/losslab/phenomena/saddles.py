@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Grid, Path, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Saddle points and saddle-free Newton"
 CLAIM = ("Newton is attracted to saddles, gradient descent is slow to leave them, saddle-free Newton escapes; "
@@ -506,5 +506,5 @@ def run(*, quick: bool = False, seed: int = 0, toy_steps: int | None = None, gd_
             f"step {sg}. Network: {len(uniq)} distinct critical values ({n_sad} saddles, {n_min} minima), "
             f"Spearman(index, loss) = {rho:.3f}. Race from y0 = {race_y0:g} to |y| >= {race_r:g}: "
             + ", ".join(f"{k} {v}" for k, v in esc_r.items()) + " steps (-1: never).")
-    return ExperimentResult(name="saddles", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=tuple(figs), arrays=arrays, settings=settings, text=text)
+    return measured("saddles", summary=summary, checks=checks,
+                    figures=tuple(figs), arrays=arrays, settings=settings, text=text)

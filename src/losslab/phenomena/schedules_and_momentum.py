@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Momentum's sqrt(kappa) speed-up and learning-rate schedules below the noise floor"
 CLAIM = ("on a quadratic with condition number kappa, heavy ball at Polyak's parameters contracts by "
@@ -465,10 +465,10 @@ def run(*, quick: bool = False, seed: int = 0, tol: float | None = None, sweep_b
             f"lr s^2/(l(2-lr l)) (measured {np.round(floor_meas, 5).tolist()} vs {np.round(v_star, 5).tolist()}); "
             f"decaying schedules end below the floor {floor_loss:.3g}: "
             + ", ".join(f"{n} {runs[n]['loss_mean'][-1]:.3g}" for n in decaying) + ".")
-    return ExperimentResult(name="schedules_and_momentum", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
-                            figures=figs, arrays=arrays,
-                            settings={"quick": quick, "seed": seed, "tol": tol, "sweep_betas": betas.tolist(),
-                                      "sweep_steps": sweep_steps, "noise_eigenvalues": lam2.tolist(),
-                                      "noise_lr": noise_lr, "noise": noise, "walkers": walkers,
-                                      "noise_steps": noise_steps, "schedules": list(schedules)},
-                            text=text)
+    return measured("schedules_and_momentum", summary=summary, checks=checks,
+                    figures=figs, arrays=arrays,
+                    settings={"quick": quick, "seed": seed, "tol": tol, "sweep_betas": betas.tolist(),
+                              "sweep_steps": sweep_steps, "noise_eigenvalues": lam2.tolist(),
+                              "noise_lr": noise_lr, "noise": noise, "walkers": walkers,
+                              "noise_steps": noise_steps, "schedules": list(schedules)},
+                    text=text)

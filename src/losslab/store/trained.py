@@ -28,9 +28,8 @@ class TrainedRun:
 def load_trained_run(store: RunStore, run_id: str) -> TrainedRun:
     """The trained model of run ``run_id`` (an id or unique prefix) of kind ``train``."""
     from ..data import load
-    from ..experiments.runner import build_model
-    from ..experiments.spec import ModelSpec
     from ..losses import get_loss
+    from ..models import build_for
     from ..params import load_flat
 
     rec = store.get(run_id)
@@ -42,9 +41,9 @@ def load_trained_run(store: RunStore, run_id: str) -> TrainedRun:
         raise StoreError(f"run {rec.id} does not record its {' and '.join(missing)}; it cannot be rebuilt "
                          f"(runs made by `losslab train` and `losslab run` record them)")
     splits = load(s["data"], seed=int(s.get("data_seed", s.get("seed", 0))), **(s.get("data_options") or {}))
-    spec = ModelSpec(name=s["model"], options=s.get("model_options") or {}, init=s.get("init", "default"),
-                     init_scale=float(s.get("init_scale", 1.0)), seed=int(s.get("model_seed", s.get("seed", 0))))
-    model = build_model(spec, splits)
+    # the model factory from below (models.build_for), with the settings every training run records
+    model = build_for(s["model"], splits, init=s.get("init", "default"), init_scale=float(s.get("init_scale", 1.0)),
+                      seed=int(s.get("model_seed", s.get("seed", 0))), **(s.get("model_options") or {}))
     arrays = store.load_arrays(rec.id)
     snaps = arrays.get("snapshots")
     if snaps is None or snaps.ndim != 2 or len(snaps) == 0:

@@ -1,25 +1,26 @@
-"""The five deep-linear-network experiments. Each returns a frozen dataclass of plain numpy arrays
+"""The numerics of the five deep-linear-network experiments (the geometry itself is ``losslab.dln``;
+``dln_experiments.py`` beside this file turns these results into registered phenomena and stores
+them). Each returns a frozen dataclass of plain numpy arrays
 and floats (for plotting), the settings that made it, and a ``summary()`` dict of headline numbers.
 
 ``quick=True`` sizes each to run in seconds (CI and the tour); ``quick=False`` is the fuller run.
-``save_result`` (the one place results are written) stores a result in the run store as an
-experiment run (via ``losslab.phenomena.dln_experiments`` and ``losslab.phenomena.storage``).
+``losslab.phenomena.dln_experiments.save_result`` (the one place results are written) stores a
+result in the run store as an experiment run.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
 
 from ..registry import Registry
-from .core import (Frobenius, LpRegression, Regression, balanced_factorization, end_to_end, random_init,
-                   saxe_init, weight_gradients)
-from .flow import end_to_end_flow, gradient_descent, gradient_flow
-from .langevin import (langevin_scalar, noisy_gradient_descent, quadratic, stationary_bin_probabilities,
-                       total_variation)
+from ..dln.core import (Frobenius, LpRegression, Regression, balanced_factorization, end_to_end, random_init,
+                        saxe_init, weight_gradients, whitened_data)
+from ..dln.flow import end_to_end_flow, gradient_descent, gradient_flow, saxe_curve, saxe_learning_time  # noqa: F401
+from ..dln.langevin import (langevin_scalar, noisy_gradient_descent, quadratic, stationary_bin_probabilities,
+                            total_variation, tv_noise_floor)
 
 EXPERIMENTS: Registry = Registry("dln experiment")
 
@@ -276,20 +277,6 @@ def depth(*, quick: bool = True, seed: int = 0, p: float = 4.0, depths=None, n_s
 # 4. Saxe's learning curves
 
 
-def saxe_curve(t, s, u0, tau: float = 1.0):
-    """``u(t) = s e^{2st/tau} / (e^{2st/tau} - 1 + s/u0)`` (Saxe, McClelland, Ganguli 2014, Eq. (7));
-    written as ``s / (1 + (s/u0 - 1) e^{-2st/tau})`` to avoid overflow."""
-    t = np.asarray(t, dtype=np.float64)
-    return s / (1.0 + (s / u0 - 1.0) * np.exp(-2.0 * s * t / tau))
-
-
-def saxe_learning_time(s, u0, fraction: float = 0.5, tau: float = 1.0):
-    """Time for ``u`` to go from ``u0`` to ``fraction * s``: ``tau/(2s) ln[(s/u0 - 1) f/(1-f)]``
-    (Saxe et al. 2014, Eq. (8): learning time ~ ``(tau/s) ln(s/u0)``, ordered by ``1/s``)."""
-    s = np.asarray(s, dtype=np.float64)
-    return tau / (2 * s) * np.log((s / u0 - 1.0) * fraction / (1.0 - fraction))
-
-
 @dataclass(frozen=True)
 class SaxeResult(_Result):
     """Mode strengths ``u_a(t) = u_a^T X(t) v_a`` from the weights' flow vs Saxe's closed form."""
@@ -312,14 +299,6 @@ class SaxeResult(_Result):
                 "t_half_times_s": [float(v) for v in self.t_half_flow * self.s]}
 
 
-def whitened_data(M: np.ndarray, n: int, *, seed: int | None = 0):
-    """Inputs ``x`` (n, d_0) with ``x^T x / n = I`` exactly and targets ``y = x M^T`` (so ``Sigma_yx = M``)."""
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((n, M.shape[1])))
-    x = np.sqrt(n) * q
-    return x, x @ M.T
-
-
 @EXPERIMENTS.register("saxe")
 def saxe(*, quick: bool = True, seed: int = 0, s=None, u0: float = 1e-3, hidden: int | None = None,
          T: float | None = None, n: int = 64) -> SaxeResult:
@@ -332,7 +311,7 @@ def saxe(*, quick: bool = True, seed: int = 0, s=None, u0: float = 1e-3, hidden:
     R = s.size
     hidden = hidden or R
     rng = np.random.default_rng(seed)
-    from .core import random_orthogonal
+    from ..dln.core import random_orthogonal
 
     U, V = random_orthogonal(R, rng), random_orthogonal(R, rng)
     M = (U * s) @ V.T
@@ -386,13 +365,6 @@ class LangevinResult(_Result):
                 "noisy_final_balancedness": float(self.noisy_balancedness[-1])}
 
 
-def tv_noise_floor(p: np.ndarray, n: int) -> float:
-    """Expected TV of an ``n``-sample histogram from its true ``p`` (independent samples, normal
-    approximation): ``0.5 sum_k sqrt(2 p_k (1-p_k) / (pi n))``."""
-    p = np.asarray(p)
-    return float(0.5 * np.sum(np.sqrt(2 * p * (1 - p) / (np.pi * n))))
-
-
 @EXPERIMENTS.register("langevin")
 def langevin(*, quick: bool = True, seed: int = 0, N: int = 2, beta: float = 4.0, a: float = 1.0,
              dt: float | None = None, n_chains: int | None = None, scheme: str = "isometric",
@@ -433,40 +405,6 @@ def langevin(*, quick: bool = True, seed: int = 0, N: int = 2, beta: float = 4.0
 # storage (the one place results are written): the run store, as an experiment run
 
 
-_NAME_OF_RESULT = {"ConservationResult": "conservation", "EndToEndResult": "end_to_end", "DepthResult": "depth",
-                   "SaxeResult": "saxe", "LangevinResult": "langevin"}
-
-
-def save_result(result, store, experiment: str | None = None, *, wall_time: float | None = None,
-                study: str | None = None) -> str:
-    """Store ``result`` in the run store at ``store`` (a folder or an open ``RunStore``) as one run of
-    kind ``"experiment"`` and return its run id.
-
-    ``result`` is a DLN result (``ConservationResult`` ...) or an already converted
-    ``ExperimentResult``; a DLN result is converted by ``losslab.phenomena.dln_experiments``
-    (figures, checks, flat summary) and written by ``losslab.phenomena.storage.save_experiment``
-    (``arrays.npz`` + ``result.json`` under ``<store>/runs/<id>/``; read back with
-    ``load_experiment``). ``experiment`` (``conservation``, ``end_to_end``/``end-to-end``, ``depth``,
-    ``saxe``, ``langevin``) defaults to the one the result's type belongs to."""
-    from dataclasses import replace
-
-    from ..phenomena.base import ExperimentResult
-    from ..phenomena.dln_experiments import to_experiment_result
-    from ..phenomena.storage import save_experiment
-    from ..store import RunStore, open_store
-
-    if not isinstance(result, ExperimentResult):
-        name = experiment or _NAME_OF_RESULT.get(type(result).__name__)
-        if name is None:
-            raise TypeError(f"save_result expects a DLN experiment result ({', '.join(_NAME_OF_RESULT)}) or an "
-                            f"ExperimentResult, got {type(result).__name__}")
-        result = to_experiment_result(name, result)
-    if wall_time is not None:
-        result = replace(result, wall_time=float(wall_time))
-    st = store if isinstance(store, RunStore) else open_store(Path(store))
-    return save_experiment(st, result, study=study)
-
-
 def run_experiment(name: str, **options) -> _Result:
     """Run a registered experiment by name (``conservation``, ``end-to-end``, ``depth``, ``saxe``, ``langevin``)."""
     from ..registry import call_with_options
@@ -475,5 +413,4 @@ def run_experiment(name: str, **options) -> _Result:
 
 
 __all__ = ["EXPERIMENTS", "ConservationResult", "EndToEndResult", "DepthResult", "SaxeResult", "LangevinResult",
-           "conservation", "end_to_end_experiment", "depth", "saxe", "langevin", "saxe_curve", "saxe_learning_time",
-           "whitened_data", "save_result", "run_experiment", "tv_noise_floor"]
+           "conservation", "end_to_end_experiment", "depth", "saxe", "langevin", "run_experiment"]
