@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
                              weight_decay=weight_decay, eval_every=eval_every, sharpness_every=sharpness_every,
                              progress=lambda done, total: bar.update(task, completed=done))
         except KeyboardInterrupt:  # before the first step (train() itself turns a Ctrl-C into status 'interrupted')
-            st.finish(rid, status="interrupted", summary={}, message="interrupted before training started")
+            st.finish(rid, status="interrupted", summary={"steps_run": 0}, message="interrupted before training started")
             raise
         except Exception as e:
             st.finish(rid, status="failed", summary={}, message=f"{type(e).__name__}: {e}")
