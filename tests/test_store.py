@@ -70,7 +70,7 @@ def test_corrupt_and_missing_files_are_clear_errors_for_that_run_only(tmp_path):
     (st.run_dir("r0") / "arrays.npz").write_bytes(b"not a zip file at all")
     (st.run_dir("r1") / "arrays.npz").unlink()
     (st.run_dir("r2") / "result.json").write_text("{broken")
-    with pytest.raises(StoreError, match=r"run r0: array file .* is corrupt"):
+    with pytest.raises(StoreError, match=r"corrupt array file .*r0.*arrays.npz \(run r0: not a NumPy .npz archive\)"):
         st.load_arrays("r0")
     with pytest.raises(StoreError, match=r"run r1: array file .* is missing"):
         st.load_arrays("r1")

@@ -103,14 +103,74 @@ def fail(message: str, code: int = 2):
 
 
 def open_store_or_fail(store: Path | str | None, *, create: bool = True):
-    """The run store at ``--store`` (or $LOSSLAB_STORE); a missing or unreadable store is a one-line
-    error (exit 2) in every command, however the command is invoked."""
+    """The run store at ``--store`` (or $LOSSLAB_STORE); a missing, unreadable, locked or corrupt
+    store is a one-line error (exit 2) in every command, however the command is invoked.
+    ``create=False`` (a reading command) also opens a store this user cannot write, read-only,
+    and warns about run folders the index does not list (an emptied or replaced index)."""
     from ..store import StoreError, open_store
 
     try:
-        return open_store(store_path(store), create=create)
+        st = open_store(store_path(store), create=create)
+        if not create:
+            warn_unindexed(st)
+        return st
     except StoreError as e:
         fail(str(e))
+
+
+def warn_unindexed(st) -> None:
+    """One warning when run folders or study files on disk are missing from the store's index."""
+    lost = st.unindexed()
+    n, m = len(lost["runs"]), len(lost["studies"])
+    if n or m:
+        what = " and ".join(x for x in (f"{n} run folder(s)" if n else "", f"{m} study file(s)" if m else "") if x)
+        eg = ", ".join((lost["runs"] or lost["studies"])[:3])
+        warn(f"{what} in {st.path} are not in its index (e.g. {eg}): the index was emptied or replaced; "
+             f"`losslab runs reindex --store {st.path}` rebuilds it from the runs' own files")
+
+
+def check_store_writable(store: Path | str | None) -> Path:
+    """Fail now (exit 2) when ``--store`` could not be written (read-only, a file, an emptied index),
+    without creating anything: a writing command calls this before its work, and opens the store
+    (creating it) only when it has something to save."""
+    from ..store import StoreError
+    from ..store.runstore import check_writable
+
+    path = store_path(store)
+    try:
+        check_writable(path)
+    except StoreError as e:
+        fail(str(e))
+    return path
+
+
+class LazyStore:
+    """A store for a writing command, created on first use (``check_store_writable`` has vetted the
+    path): a command that rejects its input before saving anything leaves no store behind."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.read_only = False
+        self._st = None
+
+    def __getattr__(self, name: str):
+        if self.__dict__.get("_st") is None:
+            from ..store import open_store
+
+            self.__dict__["_st"] = open_store(self.path)
+        return getattr(self.__dict__["_st"], name)
+
+
+def analysis_store(store: Path | str | None, *, run: str | None, save: bool = True):
+    """The store of an analysis command (surface, hessian): with ``--run`` the existing store of that
+    run (read-only is fine: the result is then not saved, with a warning); without it a
+    :class:`LazyStore`, created only when the result is saved; None when nothing is saved."""
+    if run is not None:
+        st = open_store_or_fail(store, create=False)
+        if st.read_only and save:
+            warn(f"store {st.path} is read-only ({st.read_only_reason}): the result is printed but not stored")
+        return st
+    return LazyStore(check_store_writable(store)) if save else None
 
 
 def check_device(device: str | None) -> str | None:

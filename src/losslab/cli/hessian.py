@@ -10,7 +10,7 @@ import torch
 import typer
 from torch import nn
 
-from ._common import JsonOpt, StoreOpt, emit_json, open_store_or_fail, out, parse_options, warn
+from ._common import JsonOpt, StoreOpt, analysis_store, emit_json, out, parse_options, warn
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, model_name: str, model_options: dict | None = None,
@@ -217,7 +217,8 @@ def register(app: typer.Typer) -> None:
         if run is not None and (data or model or checkpoint):
             raise ValueError("give either --run or --data/--model/--checkpoint, not both")
         # analysing a stored run needs its store; only saving a new result may create one
-        st = open_store_or_fail(store, create=run is None) if (run or not no_save) else None
+        # (a new store is created only when the result is saved; a read-only one is read, not written)
+        st = analysis_store(store, run=run, save=not no_save) if (run or not no_save) else None
         warning = None
         if run is not None:
             from .surface import diverged_warning
@@ -250,7 +251,7 @@ def register(app: typer.Typer) -> None:
                                               density=density, ggn=ggn, tol=tol, dtype=dtype, seed=seed,
                                               batch_size=batch_size, n_probes=probes, n_steps=steps,
                                               trace_rtol=trace_rtol, trace_samples=trace_samples)
-        if st is not None:
+        if st is not None and not no_save and not st.read_only:
             result["run_id"] = _save(st, result, parent=tr.record.id if run is not None else None,
                                      settings={"top": top, "bottom": bottom, "trace": trace, "density": density,
                                                "ggn": ggn, "layer": layer, "split": split, "seed": seed,

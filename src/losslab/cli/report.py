@@ -30,6 +30,11 @@ def register(app: typer.Typer) -> None:
         if fmt not in REPORT_FORMATS:
             fail(f"--format must be one of {', '.join(REPORT_FORMATS)}, got {fmt!r}")
         st = open_store_or_fail(store, create=False)  # a report reads a store; it never creates one
+        if st.read_only:  # reports go to <store>/reports by default, and index builds missing ones there
+            if output is None:
+                fail(f"store {st.path} is read-only ({st.read_only_reason}), so the report cannot go in "
+                     f"{st.path}/reports; write it elsewhere with -o {'FILE.html' if fmt == 'html' else 'FOLDER'}")
+            no_build = True
         try:
             if target == "index":
                 if fmt != "html":

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, out, progress, store_path
+from ._common import JsonOpt, StoreOpt, check_store_writable, console, emit_json, open_store_or_fail, out, progress
 
 
 def register(app: typer.Typer) -> None:
@@ -33,9 +33,14 @@ def register(app: typer.Typer) -> None:
             raise ValueError("give --workers N (a local cluster) or --scheduler ADDRESS (an existing one), not both")
         if workers is not None and workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
         path = spec if spec is not None else default_spec_path()
-        study = load_spec(path)
-        st = open_store(store_path(store))
+        study = load_spec(path)  # a bad spec fails here, before the store is touched
+        # --resume continues a study of an existing store: it never creates one
+        st = open_store_or_fail(store, create=False) if resume else open_store(check_store_writable(store))
+        if resume:
+            st.require_writable()
         where = f"{workers} local Dask workers" if workers else (f"Dask cluster {scheduler}" if scheduler else "this process")
         if not json_:
             console.print(f"study [bold]{study.name}[/] ({path.name}) on {where} -> {st.path}", highlight=False)
@@ -51,9 +56,9 @@ def register(app: typer.Typer) -> None:
             emit_json({**res.to_dict(), "store": str(st.path)})
         else:
             colour = {"completed": "green", "interrupted": "yellow"}.get(res.status, "red")
-            out.print(f"study [bold]{res.study_id}[/] [{colour}]{res.status}[/]: {res.n_units} units, {res.n_ran} ran now, "
-                      f"{res.n_already_done} already done, {res.n_failed} failed, {res.n_skipped} skipped, "
-                      f"{res.wall_time:.1f} s", highlight=False)
+            out.print(f"study [bold]{res.study_id}[/] [{colour}]{res.status}[/]: {res.n_units} units; "
+                      f"{res.run_counts_line()}; {res.n_ran} ran now, {res.n_already_done} already done, "
+                      f"{res.n_skipped} skipped, {res.wall_time:.1f} s", highlight=False)
             for m in res.messages[-5:]:
                 out.print(f"  {m}", highlight=False)
             out.print(f"see `losslab runs ls --study {res.study_id}`", highlight=False)

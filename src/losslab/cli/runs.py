@@ -218,4 +218,32 @@ def register(app: typer.Typer) -> None:
                       s.message or "")
         out.print(t)
 
+    @runs_app.command("reindex")
+    def reindex_cmd(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+                    json_: bool = JsonOpt, store: Optional[Path] = StoreOpt) -> None:
+        """Rebuild the index (index.sqlite) from the runs' own files, studies included, after it was
+        emptied, corrupted or replaced; the old index file is kept beside it, nothing is deleted."""
+        import sys
+
+        from ..store import reindex, reindex_plan
+        from ._common import store_path
+
+        path = store_path(store)
+        p = reindex_plan(path)
+        how = ", ".join(f"{n} from {k}" for k, n in p.sources.items()) or "nothing found"
+        state = p.index_state + (f" ({p.index_problem})" if p.index_problem else "")
+        what = (f"rebuild the index of {path} (now: {state}) with {len(p.runs)} run(s) and {len(p.studies)} "
+                f"study(ies): {how}; the old index file is kept as index.sqlite.bak-TIME")
+        if not yes:
+            if json_ or not sys.stdin.isatty():  # nobody to ask: rewriting the index needs an explicit --yes
+                raise ValueError(f"runs reindex would {what}, but cannot ask for confirmation here (--json or no "
+                                 f"terminal); add --yes to do it")
+            typer.confirm(f"{what}?", abort=True)
+        done = reindex(path)
+        if json_:
+            emit_json(done.to_dict())
+        else:
+            out.print(f"reindexed {path}: {len(done.runs)} run(s), {len(done.studies)} study(ies) ({how})"
+                      + (f"; old index kept as {done.backup}" if done.backup else ""), highlight=False)
+
     app.add_typer(runs_app, name="runs")

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from ._common import (JsonOpt, StoreOpt, check_device, console, emit_json, fail, open_store_or_fail,
+from ._common import (JsonOpt, StoreOpt, analysis_store, check_device, console, emit_json, fail,
                       parse_options, progress, warn)
 
 
@@ -105,7 +105,12 @@ def register(app: typer.Typer) -> None:
             DIRECTIONS.get(directions)  # a bad name fails now, before any training
         check_device(device)
         data_opts, model_opts = parse_options(data_opt), parse_options(model_opt)
-        st = open_store_or_fail(store, create=run is None)  # measuring a stored run needs its store
+        from ..landscape.surface import check_grid_size, grid_axes
+
+        check_grid_size(grid_axes(resolution, span, dim))  # a bad grid fails now, before training or storing
+        # measuring a stored run needs its store (read-only is fine: the surface is then not stored);
+        # otherwise the store is created only when the first result (the training run) is saved
+        st = analysis_store(store, run=run)
         with progress(disable=json_out) as bar:
             t = bar.add_task("train", total=train_steps if run is None else 1)
             net, splits, loss_obj, parent = acquire_model(
@@ -131,7 +136,7 @@ def register(app: typer.Typer) -> None:
         h = hashlib.sha256(json.dumps({k: v for k, v in args.items() if k != "run"}, sort_keys=True).encode())
         h.update(flatten_params(net).double().numpy().tobytes())
         key = h.hexdigest()[:16]
-        ck = st.path / "surfaces" / "partial" / f"{key}.npz"  # an interrupted grid resumes from here
+        ck = None if st.read_only else st.path / "surfaces" / "partial" / f"{key}.npz"  # an interrupted grid resumes from here
         with progress(disable=json_out) as bar:
             task = bar.add_task("surface", total=resolution ** dim)
             if directions == "hessian":  # the top-`dim` Hessian eigenvectors, by Lanczos
@@ -151,8 +156,10 @@ def register(app: typer.Typer) -> None:
         settings = {k: v for k, v in args.items() if k != "run"}
         if warning:
             settings["run_status"], settings["warnings"] = "diverged", [warning]
-        rid = save_surface(st, s, name=f"surface/{splits.name}/{split}", parent=parent, settings=settings)
-        ck.unlink(missing_ok=True)
+        rid = None if st.read_only else save_surface(st, s, name=f"surface/{splits.name}/{split}", parent=parent,
+                                                     settings=settings)
+        if ck is not None:
+            ck.unlink(missing_ok=True)
         result = s.to_dict()
         result["run_id"], result["training_run"] = rid, parent
         result["command"] = args
@@ -179,4 +186,5 @@ def register(app: typer.Typer) -> None:
         console.print(f"loss {where} {float(s.loss[near]):.6g}; min {lo}; "
                       f"max {float(np.nanmax(s.loss)) if np.isfinite(s.loss).any() else float('nan'):.6g}",
                       highlight=False)
-        console.print(f"stored as run {rid} (training run {parent}); see it with `losslab report {rid}`")
+        if rid is not None:
+            console.print(f"stored as run {rid} (training run {parent}); see it with `losslab report {rid}`")

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import JsonOpt, StoreOpt, console, emit_json, out, parse_options, progress, store_path
+from ._common import JsonOpt, StoreOpt, check_store_writable, console, emit_json, out, parse_options, progress
 
 
 def register(app: typer.Typer) -> None:
@@ -41,30 +41,48 @@ def register(app: typer.Typer) -> None:
         from ..store import open_store
         from ..train import train
 
+        # nothing is written before the input is known to be good: a read-only or broken store fails
+        # now, before training; the store is created (and the run registered) only once training runs
+        path = check_store_writable(store)
         splits = load(data, seed=seed, **parse_options(data_opt))
         mspec = ModelSpec(name=model, options=parse_options(model_opt), init=init, seed=seed)
         net = build_model(mspec, splits)
-        st = open_store(store_path(store))
         run_name = name or f"{data}-{model}-{optimizer}"
         extra = {"data": data, "data_options": parse_options(data_opt), "model": model, "model_options": mspec.options,
                  "init": init}
-        # the run is in the index (status 'running') while it trains; its full record replaces this one at the end
-        rid = st.new_run(name=run_name, kind="train", settings={**extra, "optimizer": optimizer, "lr": lr,
-                                                                "steps": steps, "batch_size": batch_size, "seed": seed})
-        created = st.get(rid).created
+        opened: dict = {}
+
+        def register_run() -> None:
+            # the run is in the index (status 'running') while it trains; its full record replaces this one at the end
+            if not opened:
+                st = open_store(path)
+                rid = st.new_run(name=run_name, kind="train", settings={**extra, "optimizer": optimizer, "lr": lr,
+                                                                        "steps": steps, "batch_size": batch_size,
+                                                                        "seed": seed})
+                opened.update(st=st, rid=rid, created=st.get(rid).created)
+
+        def on_step(done, total) -> None:
+            register_run()  # train() calls this after its first step: every argument has been checked by then
+            bar.update(task, completed=done)
+
         try:
             with progress(disable=json_) as bar:
                 task = bar.add_task(f"train {run_name}", total=steps)
                 traj = train(net, splits, loss=loss, optimizer=optimizer, lr=lr, steps=steps, batch_size=batch_size,
                              seed=seed, optimizer_options=parse_options(opt_opt) or None, schedule=schedule,
                              weight_decay=weight_decay, eval_every=eval_every, sharpness_every=sharpness_every,
-                             progress=lambda done, total: bar.update(task, completed=done))
+                             progress=on_step)
         except KeyboardInterrupt:  # before the first step (train() itself turns a Ctrl-C into status 'interrupted')
-            st.finish(rid, status="interrupted", summary={"steps_run": 0}, message="interrupted before training started")
+            if opened:
+                opened["st"].finish(opened["rid"], status="interrupted", summary={"steps_run": 0},
+                                    message="interrupted before training started")
             raise
         except Exception as e:
-            st.finish(rid, status="failed", summary={}, message=f"{type(e).__name__}: {e}")
+            if opened:
+                opened["st"].finish(opened["rid"], status="failed", summary={}, message=f"{type(e).__name__}: {e}")
             raise
+        register_run()  # a run that stopped (diverged, interrupted) before reporting a step
+        st, rid, created = opened["st"], opened["rid"], opened["created"]
         settings = {**traj.settings, **extra}
         st.put_run(rid, name=run_name, kind="train", settings=settings, status=traj.status, summary=traj.summary(),
                    arrays=traj.arrays(), result={"settings": settings, "summary": traj.summary(),

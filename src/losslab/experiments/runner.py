@@ -31,7 +31,7 @@ import json
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -77,9 +77,19 @@ class StudyResult:
     run_ids: tuple[str, ...]
     wall_time: float
     messages: tuple[str, ...] = ()
+    #: the study's runs in the store by status ({"completed": 3, "diverged": 1, ...})
+    run_counts: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def run_counts_line(self) -> str:
+        """'3 completed, 1 diverged, 0 failed, 0 interrupted runs' (other statuses added when present):
+        a diverged run is finished but not a success, and is never counted as failed or completed."""
+        c = dict(self.run_counts)
+        parts = [f"{c.pop(k, 0)} {k}" for k in ("completed", "diverged", "failed", "interrupted")]
+        parts += [f"{n} {k.replace('_', ' ')}" for k, n in sorted(c.items())]
+        return ", ".join(parts) + " runs"
 
 
 def _uid(*parts: Any) -> str:
@@ -356,10 +366,14 @@ def run_study(spec: StudySpec, *, store: RunStore | str | None = None, resume: b
     if final == "completed" and len(done) + len(skipped) < total:
         final = "failed"
     store.set_study_status(sid, final, message="; ".join(messages[-5:]) or None, n_units=total)
-    run_ids = tuple(r.id for r in store.list(study=sid))
+    runs = store.list(study=sid)
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
     return StudyResult(study_id=sid, name=spec.name, spec_hash=h, status=final, n_units=total, n_ran=n_ran,
-                       n_already_done=n_already, n_failed=n_failed, n_skipped=n_skipped, run_ids=run_ids,
-                       wall_time=time.perf_counter() - t0, messages=tuple(messages))
+                       n_already_done=n_already, n_failed=n_failed, n_skipped=n_skipped,
+                       run_ids=tuple(r.id for r in runs), wall_time=time.perf_counter() - t0,
+                       messages=tuple(messages), run_counts=counts)
 
 
 def _put_failed(store: RunStore, run_id: str, u: Unit, err: BaseException, sid: str, h: str) -> None:
