@@ -148,6 +148,22 @@ experiment_chapter(
     "dimensionality), while gradient descent's step count hardly changes.", experiment="random_search")
 
 
+experiment_chapter(
+    "curse_of_dimensionality", "n-dimensional space is a lonely place",
+    "The chapter's grid of 10 values per weight has exactly 10^d points: 10^2, 10^3, 10^44 and 10^11935 for its "
+    "networks. At an equal budget of model evaluations the best random guess matches gradient descent on the "
+    "seven points' line but falls toward chance on MNIST-1D networks of up to ~12,000 weights, while gradient "
+    "descent does not. A high-dimensional ball's volume lies in a thin shell (1 - (1 - eps)^d, checked by Monte "
+    "Carlo) and random points' distances become all alike.")
+
+
+experiment_chapter(
+    "cost_functions", "Cost functions: L1, L2 and Huber",
+    "The seven points' L2 cost is a smooth bowl with the OLS line at its bottom; the L1 cost is a creased cone "
+    "whose minimum is the least-absolute-deviations line (checked by linear programming). Gradient descent on L1 "
+    "keeps jumping across a crease at a constant learning rate and converges under lr0 / (1 + decay t).")
+
+
 def _bowl_loss(w: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """L(w, b) = (1/N) sum_n (w x_n + b - y_n)^2 (the ``mse`` loss) at any shape of w, b."""
     r = w[..., None] * x + b[..., None] - y  # (..., N)
@@ -424,6 +440,13 @@ def _deep_linear(quick: bool, seed: int) -> ChapterResult:
     if not names:
         raise ChapterUnavailable("no deep-linear-network experiments are registered (losslab.phenomena.dln_experiments)")
     return run_experiments(names, quick=True, seed=seed)
+
+
+experiment_chapter(
+    "dln_balance", "Balanced vs unbalanced deep linear networks",
+    "Two deep linear networks with the same end-to-end matrix X(0), one balanced (all G_p = 0), one not. The "
+    "conserved invariants G_p make the unbalanced network's minimum sharper, so it converges over a narrower "
+    "range of learning rates; measured, it is not slower per step: balance buys stability, not speed.")
 
 
 experiment_chapter(

@@ -104,6 +104,37 @@ def warmup(opt, steps, warmup_steps: int | None = None, start_factor: float = 0.
     return S.LinearLR(opt, start_factor=start_factor, end_factor=1.0, total_iters=warmup_steps or max(1, steps // 10))
 
 
+@SCHEDULES.register("inverse_time")
+def inverse_time(opt, steps, decay: float = 0.1):
+    """inverse-time decay lr0 / (1 + decay * t) at step t: the 1/t rate under which (sub)gradient
+    descent on a convex, non-smooth loss (sum of |errors|) converges (Robbins & Monro 1951)"""
+    if not (isinstance(decay, (int, float)) and math.isfinite(decay) and decay >= 0):
+        raise ValueError(f"inverse_time: decay must be a finite number >= 0, got {decay!r}")
+    return S.LambdaLR(opt, lambda t: 1.0 / (1.0 + decay * t))
+
+
+def warmup_cosine_factor(t: int, steps: int, warmup_steps: int, start_factor: float, eta_min_factor: float) -> float:
+    """lr(t) / lr0 of ``warmup_cosine``: linear from start_factor to 1 over t < warmup_steps, then
+    eta_min_factor + (1 - eta_min_factor) (1 + cos(pi (t - w) / (steps - w))) / 2, held at its end after ``steps``."""
+    if t < warmup_steps:
+        return start_factor + (1.0 - start_factor) * t / warmup_steps
+    u = min(t - warmup_steps, steps - warmup_steps) / max(1, steps - warmup_steps)
+    return eta_min_factor + (1.0 - eta_min_factor) * 0.5 * (1.0 + math.cos(math.pi * u))
+
+
+@SCHEDULES.register("warmup_cosine")
+def warmup_cosine(opt, steps, warmup_steps: int | None = None, start_factor: float = 0.01, eta_min_factor: float = 0.0):
+    """linear warm-up from start_factor*lr to lr over warmup_steps (default steps // 10), then cosine
+    decay to eta_min_factor*lr at the last step (Goyal et al. 2017; Loshchilov & Hutter 2017)"""
+    w = max(1, steps // 10) if warmup_steps is None else warmup_steps
+    if not (isinstance(w, int) and 0 <= w < max(1, steps)):
+        raise ValueError(f"warmup_cosine: warmup_steps must be an integer in [0, steps) = [0, {steps}), got {w!r}")
+    for nm, v in (("start_factor", start_factor), ("eta_min_factor", eta_min_factor)):
+        if not (isinstance(v, (int, float)) and 0 <= v <= 1):
+            raise ValueError(f"warmup_cosine: {nm} must be in [0, 1], got {v!r}")
+    return S.LambdaLR(opt, lambda t: warmup_cosine_factor(t, steps, w, start_factor, eta_min_factor))
+
+
 def make_schedule(name: str, optimizer, *, steps: int, **options):
     """Build a registered schedule for ``optimizer`` over ``steps`` steps."""
     factory = SCHEDULES.get(name)
