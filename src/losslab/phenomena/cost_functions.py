@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Grid, Path as FigPath, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Cost functions: L1, L2 and Huber surfaces of the seven points, and gradient descent on L1"
 CLAIM = ("L2 is a smooth bowl with the OLS line at its bottom; L1 is a creased cone whose minimum is the "
@@ -231,6 +231,6 @@ def run(*, quick: bool = False, seed: int = 0, delta: float = 0.1, lr: float = 0
             f"ends at {ex_inv[-1]:.2e}.")
     arrays = {"grid/m": gm, "grid/b": gb, **{f"grid/{k}": v for k, v in Z.items()}, "gd_l1_constant": p_const,
               "gd_l1_inverse_time": p_inv, "excess_constant": ex_const, "excess_inverse_time": ex_inv, "lr_inverse_time": lr_inv}
-    return ExperimentResult(name="cost_functions", title=TITLE, claim=CLAIM, summary=summary, checks=checks, figures=figs,
+    return measured("cost_functions", summary=summary, checks=checks, figures=figs,
                             arrays=arrays, settings={"quick": quick, "seed": seed, "delta": delta, "lr": lr, "decay": decay,
                                                      "steps": steps, "res": res, "start": start.tolist()}, text=text)

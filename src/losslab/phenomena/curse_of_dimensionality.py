@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "n-dimensional space is a lonely place: grid counts, random search vs gradient descent, the eggshell"
 CLAIM = ("the guesses needed grow as 10^d; at an equal budget of model evaluations the best random guess falls toward "
@@ -356,5 +356,5 @@ def run(*, quick: bool = False, seed: int = 0, budget: int | None = None, hidden
     settings = {"quick": quick, "seed": seed, "budget": budget, "n_train": n_train, "lr": lr, "eps": eps,
                 "optimizer": "full-batch heavy ball (torch.optim.SGD, momentum 0.9)", "monte_carlo_points": n_mc, "distance_points": n_pts,
                 "hidden": [r["params"] for r in rows]}
-    return ExperimentResult(name="curse_of_dimensionality", title=TITLE, claim=CLAIM, summary=summary, checks=checks,
+    return measured("curse_of_dimensionality", summary=summary, checks=checks,
                             figures=figs, arrays=arrays, settings=settings, text=text)

@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 from ..figures import Figure, Series
-from .base import ExperimentResult, register
+from .base import ExperimentResult, measured, register
 
 TITLE = "Balanced vs unbalanced deep linear networks from the same X(0): speed and stable learning rates"
 CLAIM = ("a balanced start converges over a wider range of learning rates than an unbalanced start with the same "
@@ -287,7 +287,7 @@ def run(*, quick: bool = False, seed: int = 0, depth: int = 3, width: int = 4, c
     arrays = {"lrs": lrs, **{f"{k}/first": v["first"] for k, v in out.items()},
               **{f"{k}/final_loss": v["final"] for k, v in out.items()}, **{f"{k}/lambda_max": v["lam"] for k, v in out.items()},
               **{f"{k}/lr_max": v["lr_max"] for k, v in out.items()}}
-    return ExperimentResult(name="dln_balance", title=TITLE, claim=CLAIM, summary=summary, checks=checks, figures=figs,
+    return measured("dln_balance", summary=summary, checks=checks, figures=figs,
                             arrays=arrays, settings={"quick": quick, "seed": seed, "depth": depth, "width": width, "c": c,
                                                      "x0_scale": x0_scale, "seeds": n_seeds, "steps": steps, "tol": tol,
                                                      "lrs": [float(lrs[0]), float(lrs[-1]), n_lrs]}, text=text)
