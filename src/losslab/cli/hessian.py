@@ -121,17 +121,25 @@ def _analyse(net, data, loss, *, block, top, bottom, trace, density, ggn, tol, d
         res["bottom"] = {"eigenvalues": e.eigenvalues.tolist(), "residuals": list(e.report.residuals),
                          "error_bounds": list(e.report.error_bounds), "converged": e.report.converged,
                          "hvps": e.report.n_products}
-    if trace:
-        t = H.hutchinson(op, seed=seed, rtol=trace_rtol, max_samples=trace_samples,
-                         min_samples=min(10, trace_samples), warn=False)
-        res["trace"] = {"estimate": t.estimate, "stderr": t.stderr, "samples": t.n_samples,
-                        "converged": t.converged, "hvps": t.n_products}
+    if trace:  # Krylov-deflated Hutchinson (the default of hessian_trace); --trace-samples caps its probes
+        t = H.deflated_hutchinson(op, seed=seed, rtol=trace_rtol, max_samples=trace_samples,
+                                  min_samples=min(30, trace_samples), warn=False)
+        res["trace"] = {"estimate": t.estimate, "stderr": t.stderr, "samples": t.n_samples, "method": t.method,
+                        "deflated_rank": t.rank, "converged": t.converged, "hvps": t.n_products}
     if density:
         d = H.slq(op, n_probes=n_probes, n_steps=n_steps, seed=seed)
         idx, idx_se = d.index()
+        thr = d._threshold(None)
+        tr, tr_se = d.trace
         res["density"] = {"grid": d.grid.tolist(), "density": d.density.tolist(), "sigma": d.sigma,
-                          "nodes": d.nodes.tolist(), "weights": d.weights.tolist(), "index": idx,
-                          "index_stderr": idx_se, "hvps": d.n_products}
+                          "nodes": d.nodes.tolist(), "weights": d.weights.tolist(),
+                          # P x the SLQ quadrature mass below -threshold: an estimate, not a count
+                          "index": idx, "index_stderr": idx_se, "index_threshold": thr,
+                          "index_meaning": "P x SLQ quadrature mass below -threshold (an estimate)",
+                          # Ritz values below -threshold in one probe's Krylov space: a lower bound
+                          # on the count (Cauchy interlacing); the converged ones located to +- r
+                          "negative_ritz": d.resolved_index(), "negative_ritz_converged": d.resolved_index(converged=True),
+                          "trace": tr, "trace_stderr": tr_se, "hvps": d.n_products}
     return res
 
 
@@ -146,12 +154,19 @@ def _print(name: str, r: dict) -> None:
     if "trace" in r:
         t = r["trace"]
         flag = "" if t["converged"] else "  [yellow](stderr above --trace-rtol)[/]"
-        out.print(f"  trace: {t['estimate']:.6g} +- {t['stderr']:.2g} (1 s.e., {t['samples']} probes){flag}")
+        out.print(f"  trace: {t['estimate']:.6g} +- {t['stderr']:.2g} (1 s.e.; {t.get('deflated_rank', 0)} Lanczos "
+                  f"steps deflated + {t['samples']} probes, {t['hvps']} HVPs){flag}")
     if "density" in r:
         d = r["density"]
         lo, hi = d["grid"][0], d["grid"][-1]
-        out.print(f"  density: grid [{lo:.4g}, {hi:.4g}], sigma {d['sigma']:.3g}; estimated index (negative "
-                  f"eigenvalues) {d['index']:.1f} +- {d['index_stderr']:.1f}")
+        out.print(f"  density: grid [{lo:.4g}, {hi:.4g}], sigma {d['sigma']:.3g}, {d['hvps']} HVPs")
+        if "negative_ritz" in d:
+            out.print(f"  negative eigenvalues (below -{d['index_threshold']:.2g}): SLQ estimate {d['index']:.1f} +- "
+                      f"{d['index_stderr']:.1f} (P x quadrature mass below the threshold, not a count); at least "
+                      f"{d['negative_ritz']} resolved by Lanczos (Ritz values below it, {d['negative_ritz_converged']} "
+                      f"converged)")
+        else:  # an older stored result
+            out.print(f"  estimated index {d['index']:.1f} +- {d['index_stderr']:.1f} (P x SLQ mass below zero)")
 
 
 def _save(st, result: dict, *, parent: str | None, settings: dict) -> str:
@@ -189,7 +204,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("train", "--split", help="Which split's loss: train, val or test."),
         top: int = typer.Option(1, "--top", help="Number of largest eigenvalues (0: none)."),
         bottom: int = typer.Option(0, "--bottom", help="Number of smallest eigenvalues."),
-        trace: bool = typer.Option(False, "--trace", help="Hutchinson trace with its standard error."),
+        trace: bool = typer.Option(False, "--trace", help="Trace with its standard error (Lanczos-deflated Hutchinson)."),
         density: bool = typer.Option(False, "--density", help="Spectral density by stochastic Lanczos quadrature."),
         layer: Optional[list[str]] = typer.Option(None, "--layer",
                                                   help="Restrict to a layer (parameter prefix, repeatable); 'all' = each layer."),
@@ -197,8 +212,8 @@ def register(app: typer.Typer) -> None:
         tol: float = typer.Option(1e-6, "--tol", help="Lanczos tolerance (relative to the spectral norm)."),
         float64: bool = typer.Option(True, "--float64/--float32", help="Compute in float64 (default) or float32."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size for HVPs (default: full)."),
-        trace_rtol: float = typer.Option(1e-2, "--trace-rtol", help="Stop Hutchinson at stderr <= rtol |trace|."),
-        trace_samples: int = typer.Option(300, "--trace-samples", help="Most Hutchinson probes."),
+        trace_rtol: float = typer.Option(1e-2, "--trace-rtol", help="Stop the trace at stderr <= rtol |trace|."),
+        trace_samples: int = typer.Option(300, "--trace-samples", help="Most Hutchinson probes (after the deflation)."),
         probes: int = typer.Option(10, "--probes", help="SLQ probe vectors."),
         steps: int = typer.Option(80, "--steps", help="SLQ Lanczos steps per probe."),
         seed: int = typer.Option(0, "--seed", help="Seed of the model init and of the random probes."),

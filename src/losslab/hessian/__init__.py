@@ -13,7 +13,7 @@ from .lanczos import ConvergenceReport, ConvergenceWarning, Eigen, lanczos, powe
 from .operator import (HVP_METHODS, OPERATOR_KINDS, FunctionOperator, HessianOperator, MatrixOperator, NonFiniteError,
                        UnsupportedModelError, as_operator, ggn_operator, hessian_operator, layer_blocks, select_block)
 from .sharpness import (EpsilonSharpness, LossRise, epsilon_sharpness, hessian_trace, lambda_max, loss_rise)
-from .trace import TraceEstimate, hutchinson, hutchpp
+from .trace import TraceEstimate, deflated_hutchinson, hutchinson, hutchpp
 from .tracking import sharpness_callback, stability_thresholds
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "HVP_METHODS", "OPERATOR_KINDS", "layer_blocks", "select_block", "NonFiniteError", "UnsupportedModelError",
     "Spectrum", "exact_hessian", "exact_spectrum", "dense_matrix",
     "Eigen", "ConvergenceReport", "ConvergenceWarning", "lanczos", "power_iteration",
-    "TraceEstimate", "hutchinson", "hutchpp",
+    "TraceEstimate", "hutchinson", "hutchpp", "deflated_hutchinson",
     "SpectralDensity", "slq",
     "EpsilonSharpness", "LossRise", "lambda_max", "hessian_trace", "epsilon_sharpness", "loss_rise",
     "sharpness_callback", "stability_thresholds", "hessian_directions",

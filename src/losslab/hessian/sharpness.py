@@ -1,7 +1,7 @@
 """Sharpness measures of a model at its current parameters (the model is never mutated).
 
 - ``lambda_max``: the top Hessian eigenvalue (Lanczos, :func:`losslab.hessian.lanczos`).
-- ``trace``: tr H (Hutchinson with standard error, :func:`losslab.hessian.hutchinson`).
+- ``trace``: tr H with a standard error (Krylov-deflated Hutchinson, :func:`losslab.hessian.deflated_hutchinson`).
 - ``epsilon_sharpness``: Keskar, Mudigere, Nocedal, Smelyanskiy & Tang (2017), Metric 2.1, with
   A = I (the full parameter space):
 
@@ -32,7 +32,7 @@ from ..losses import Loss
 from ..registry import Registry
 from .lanczos import Eigen, _generator, lanczos
 from .operator import BlockSpec, HessianOperator, NonFiniteError, check_int, check_positive, check_seed, hessian_operator
-from .trace import TraceEstimate, hutchinson, hutchpp
+from .trace import TraceEstimate, deflated_hutchinson, hutchinson, hutchpp
 
 
 def _op(model, data, loss, *, block=None, batch_size=None, dtype=None, method="double_backward") -> HessianOperator:
@@ -61,15 +61,19 @@ def lambda_max(model: nn.Module, data, loss: str | Loss, *, tol: float = 1e-6, m
 
 
 TRACE_METHODS: Registry = Registry("trace method")
+TRACE_METHODS.register("deflated_hutchinson", deflated_hutchinson)
 TRACE_METHODS.register("hutchinson", hutchinson)
 TRACE_METHODS.register("hutchpp", hutchpp)
 
 
-def hessian_trace(model: nn.Module, data, loss: str | Loss, *, method: str = "hutchinson",
+def hessian_trace(model: nn.Module, data, loss: str | Loss, *, method: str = "deflated_hutchinson",
                   seed: int | torch.Generator = 0, block: BlockSpec = None, batch_size: int | None = None,
                   dtype: torch.dtype | None = None, **options) -> TraceEstimate:
-    """tr H by ``hutchinson`` (options rtol, atol, min_samples, max_samples) or ``hutchpp``
-    (option n_products)."""
+    """tr H by ``deflated_hutchinson`` (the default: Lanczos deflation of the top of the spectrum plus
+    Hutchinson on the remainder; options rtol, atol, min_samples, max_samples, max_rank), ``hutchinson``
+    (options rtol, atol, min_samples, max_samples) or ``hutchpp`` (option n_products). See
+    :mod:`losslab.hessian.trace`; the digits MLP 64-32-10 reaches a stated 1 % in ~66 products with
+    the default vs ~1000 with plain Hutchinson (benchmarks/RESULTS.md)."""
     from ..registry import call_with_options
 
     fn = TRACE_METHODS.get(method)
