@@ -146,7 +146,7 @@ class Tup(nn.Module):
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(m=Tup()), "must return a tensor, got tuple"),
+    (dict(m=Tup()), r"returned a tuple of length \d.*not a tensor.*output=0"),
     (dict(data=(torch.empty(0, 5), torch.empty(0, dtype=torch.long))), "no examples"),
     (dict(data=[]), "no batches"),
     (dict(batch_size=0), "batch_size must be an int >= 1"),

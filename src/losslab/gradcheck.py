@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .adapters import check_batch_keys, check_output_spec, select_output
 from .data import as_data
 from .losses import Loss, get_loss
 from .params import call, trainable_params
@@ -70,17 +71,39 @@ class GradcheckResult:
     seed: int
     train: bool
     scale_floor: float
+    caller_mode: str = "eval"  # the mode the caller's model was in (the check runs in ``train``'s mode)
 
     def as_dict(self) -> dict:
         return {
             "passed": self.passed, "max_rel_err": self.max_rel_err, "max_abs_err": self.max_abs_err,
             "tol": self.tol, "eps": self.eps, "loss_value": self.loss_value, "seed": self.seed, "train": self.train,
-            "scale_floor": self.scale_floor,
+            "scale_floor": self.scale_floor, "caller_mode": self.caller_mode,
             "relative_error": "per tensor: max|g_bp-g_fd| / max(max|g_bp|, max|g_fd|, scale_floor * largest tensor scale)",
             "tensors": [dict(name=t.name, shape=list(t.shape), n_checked=t.n_checked, n_total=t.n_total,
                              max_abs_err=t.max_abs_err, max_rel_err=t.max_rel_err, grad_scale=t.grad_scale)
                         for t in self.tensors],
         }
+
+
+def _one_batch(data, batch_keys):
+    """All of ``data`` as one Data: tensors / Data / Splits as they are, a dict batch or an iterable
+    of batches (a DataLoader) concatenated."""
+    from collections.abc import Mapping
+
+    from .data import iterate_batches
+    from .data.types import Data, Splits
+    from .validate import as_tensor_pair, as_tensors
+
+    data = as_tensors(data)
+    if isinstance(data, (Data, Splits)) or (isinstance(data, (tuple, list)) and len(data) == 2
+                                            and all(isinstance(t, torch.Tensor) for t in data)):
+        return as_data(data)
+    if isinstance(data, Mapping) or hasattr(data, "__iter__"):
+        parts = [as_tensor_pair(X, y) for X, y in iterate_batches(data, batch_keys=batch_keys)]
+        if not parts:
+            raise ValueError("the data yielded no batches; pass (X, y) tensors or a non-empty DataLoader")
+        return Data(torch.cat([torch.as_tensor(X) for X, _ in parts]), torch.cat([torch.as_tensor(y) for _, y in parts]))
+    return as_data(data)
 
 
 def _to64(t: torch.Tensor) -> torch.Tensor:
@@ -89,7 +112,7 @@ def _to64(t: torch.Tensor) -> torch.Tensor:
 
 def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 1e-6, seed: int = 0,
               max_params_per_tensor: int | None = None, tol: float = 1e-6, train: bool = False,
-              scale_floor: float = 1e-3) -> GradcheckResult:
+              scale_floor: float = 1e-3, output=None, batch_keys=None) -> GradcheckResult:
     """Compare backprop and central-difference gradients of ``loss`` on ``data`` in float64.
 
     ``data``: Data, Splits (its train split is used) or an (X, y) pair -- all examples in one
@@ -97,7 +120,12 @@ def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 
     that many entries of each tensor, a random subset drawn with ``seed`` (None: all entries).
     ``train``: evaluate in train mode (batch norm uses batch statistics); every evaluation
     reseeds the RNG with ``seed`` so dropout draws the same mask each time and the finite
-    differences stay meaningful. Eval mode by default. ``scale_floor``: see the module docstring.
+    differences stay meaningful. Eval mode by default (a model passed in train mode with dropout or
+    batch norm gets one warning; ``caller_mode`` records its mode). ``scale_floor``: see the module
+    docstring. ``data`` may also be an iterable of batches (a DataLoader; concatenated into one
+    batch), dict batches read with ``batch_keys=(inputs_key, targets_key)``; ``output`` selects the
+    loss's tensor from the forward's return value; ``loss`` may be a callable (output, target) ->
+    per-example (N,) or mean loss.
     """
     if not scale_floor >= 0:
         raise ValueError(f"scale_floor must be >= 0, got {scale_floor}")
@@ -106,8 +134,12 @@ def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 
     if max_params_per_tensor is not None and max_params_per_tensor < 1:
         raise ValueError(f"max_params_per_tensor must be >= 1 or None, got {max_params_per_tensor}")
     loss_fn = get_loss(loss)
-    d = as_data(data)
+    output = check_output_spec(output)
+    d = _one_batch(data, check_batch_keys(batch_keys))
     X, y = _to64(torch.as_tensor(d.X)), _to64(torch.as_tensor(d.y))
+    from .validate import warn_train_mode
+
+    caller_mode = warn_train_mode(model, measured="train" if train else "eval", where="gradcheck")
 
     m = copy.deepcopy(model).to(torch.float64)  # never touch the caller's model
     m.train(train)
@@ -117,11 +149,11 @@ def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 
 
     def L(params) -> torch.Tensor:
         with seeded(seed):  # same dropout mask for every evaluation
-            return loss_fn(call(m, params, X), y)
+            return loss_fn(select_output(call(m, params, X), output), y)
 
     # backprop
     leaves = {n: v.clone().requires_grad_(True) for n, v in base.items()}
-    check_fits(m, X, y, loss_fn, params=base)
+    check_fits(m, X, y, loss_fn, params=base, output=output)
     value = L(leaves)
     grads = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)
     g_bp = {n: (torch.zeros_like(v) if g is None else g.detach()) for (n, v), g in zip(leaves.items(), grads)}
@@ -153,7 +185,8 @@ def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 
     max_rel = max(c.max_rel_err for c in checks)
     max_abs = max(c.max_abs_err for c in checks)
     return GradcheckResult(tensors=tuple(checks), max_rel_err=max_rel, max_abs_err=max_abs, passed=bool(max_rel <= tol),
-                           tol=tol, eps=eps, loss_value=float(value.detach()), seed=seed, train=train, scale_floor=scale_floor)
+                           tol=tol, eps=eps, loss_value=float(value.detach()), seed=seed, train=train, scale_floor=scale_floor,
+                           caller_mode=caller_mode)
 
 
 __all__ = ["gradcheck", "GradcheckResult", "TensorCheck"]

@@ -32,6 +32,7 @@ class Loss:
     per_example: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     task: str  # "regression" or "classification"
     options: dict = field(default_factory=dict)
+    custom: bool = False  # a user's callable (see :func:`callable_loss`): evaluated one point at a time
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.per_example(output, target).mean()
@@ -172,10 +173,47 @@ def hinge(margin: float = 1.0) -> Loss:
     return Loss("hinge", f, "classification", {"margin": margin})
 
 
-def get_loss(loss: str | Loss | dict, **options) -> Loss:
-    """A Loss from a name (with options), or a Loss passed through."""
+def callable_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, name: str | None = None,
+                  task: str = "regression") -> Loss:
+    """A Loss from your own ``fn(output, target)``.
+
+    ``fn`` returns either per-example losses of shape (N,) (used as they are), or one number, the
+    mean over the batch (any other shape is an error). A mean becomes N equal per-example values,
+    so the full-data loss over batches of sizes n_b is the batch-size-weighted mean
+    sum_b n_b m_b / sum_b n_b -- exactly the full-data mean when ``fn`` is a mean of per-example
+    terms. ``task="classification"`` (or "binary") adds accuracy with the registry's rule
+    (argmax of the logits; sign of one logit); the default "regression" reports none.
+    """
+    if not callable(fn):
+        raise TypeError(f"loss must be a name from {LOSSES.names()}, "
+                        f"a Loss or a callable (output, target) -> loss; got {type(fn).__name__}")
+    if task not in ("regression", "classification", "binary"):
+        raise ValueError(f"task must be 'regression', 'classification' or 'binary', got {task!r}")
+    label = name or getattr(fn, "__name__", None) or type(fn).__name__
+
+    def per_example(out, y):
+        r = fn(out, y)
+        if not isinstance(r, torch.Tensor):
+            raise TypeError(f"loss {label!r} returned {type(r).__name__}, expected a tensor: per-example losses (N,) "
+                            f"or their mean (a scalar)")
+        n = out.shape[0] if out.dim() else 1
+        if r.dim() == 1 and r.shape[0] == n:
+            return r
+        if r.numel() == 1:
+            return r.reshape(1).expand(n)  # the batch mean, as n equal terms (sums weight by batch size)
+        raise ValueError(f"loss {label!r} returned shape {tuple(r.shape)} for {n} examples; return per-example "
+                         f"losses of shape ({n},) or their mean (a scalar)")
+
+    return Loss(label, per_example, task, {}, custom=True)
+
+
+def get_loss(loss: str | Loss | dict | Callable, **options) -> Loss:
+    """A Loss from a name (with options), a Loss passed through, or a callable
+    ``(output, target) -> per-example (N,) or mean loss`` (:func:`callable_loss`)."""
     if isinstance(loss, Loss):
         return loss
+    if callable(loss) and not isinstance(loss, (str, dict)):
+        return callable_loss(loss)
     if isinstance(loss, dict):
         loss = dict(loss)
         name = loss.pop("name")

@@ -11,13 +11,14 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from .data.types import Data, Splits, as_data
+from .adapters import OutputSelected, check_batch_keys, check_output_spec, select_output
+from .data.types import Data, Splits, as_data, iterate_batches
 from .losses import Loss, accuracy, get_loss
 from .optim.registry import CLOSURE_OPTIMIZERS, FULL_BATCH, OPTIMIZERS, make_optimizer, make_schedule, momentum_of
 from .params import flatten_params, param_spec
@@ -145,17 +146,26 @@ class _Snapshots:
                 self.vecs.append(last_v)
 
 
-def full_loss(model: nn.Module, data: Data, loss: Loss, batch_size: int = 4096) -> tuple[float, float]:
-    """Full-data mean loss and accuracy (NaN for regression), in eval mode, no grad."""
+def full_loss(model: nn.Module, data, loss: Loss, batch_size: int = 4096, *, output=None,
+              prepare: Callable | None = None) -> tuple[float, float]:
+    """Full-data mean loss and accuracy (NaN for regression), in eval mode, no grad.
+
+    ``data``: Data (read in slices of ``batch_size``) or a re-iterable of (X, y) batches (a
+    DataLoader: ``prepare(batch) -> (X, y)`` reads one); the mean is the sum of per-example losses
+    over all batches divided by the number of examples, so batches of any sizes weigh exactly."""
     was = [(m, m.training) for m in model.modules()]
     model.eval()
     tot, acc_tot, n = 0.0, 0.0, 0
     has_acc = True
+    loss = get_loss(loss)
+    if isinstance(data, Data):
+        batches = ((data.X[i : i + batch_size], data.y[i : i + batch_size]) for i in range(0, data.n, batch_size))
+    else:
+        batches = (prepare(b) for b in data) if prepare is not None else iterate_batches(data)
     try:
         with torch.no_grad():
-            for i in range(0, data.n, batch_size):
-                X, y = data.X[i : i + batch_size], data.y[i : i + batch_size]
-                out = model(X)
+            for X, y in batches:
+                out = select_output(model(X), output)
                 tot += float(loss.sum(out, y))
                 a = accuracy(out, y, loss)
                 if a is None:
@@ -173,6 +183,28 @@ def full_loss(model: nn.Module, data: Data, loss: Loss, batch_size: int = 4096) 
 Callback = Callable[[int, nn.Module, dict], dict]
 
 
+def _is_tensor_data(data) -> bool:
+    """Data, Splits, or an (X, y) pair of tensors (not an iterable of batches)."""
+    return isinstance(data, (Data, Splits)) or (
+        isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
+        and data[0].dim() > 0 and data[1].dim() > 0 and data[0].shape[0] == data[1].shape[0])
+
+
+def _describe_spec(output):
+    if output is None or isinstance(output, (str, int)):
+        return output
+    return f"callable:{getattr(output, '__name__', type(output).__name__)}"
+
+
+def _on_selected(fn: Callback, output) -> Callback:
+    """A callback that sees the model through ``output=`` (a module returning the selected tensor)."""
+    def wrapped(step, model, context):
+        return fn(step, OutputSelected(model, output), context)
+
+    wrapped.every = getattr(fn, "every", None)
+    return wrapped
+
+
 def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: str = "gd", lr: float = 0.1,
           steps: int = 100, batch_size: int | None = None, seed: int = 0, optimizer_options: dict | None = None,
           schedule: str = "constant", schedule_options: dict | None = None, weight_decay: float = 0.0,
@@ -181,10 +213,20 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
           grad_clip: float | None = None, callbacks: Iterable[tuple[int, Callback]] | None = None,
           sharpness_every: int | None = None,
           device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-          progress: Callable[[int, int], None] | None = None) -> Trajectory:
+          progress: Callable[[int, int], None] | None = None, output=None, batch_keys=None) -> Trajectory:
     """Train a copy of ``model`` on ``data`` and return its Trajectory.
 
-    ``data``: Splits (train used for steps, val for evaluation) or an (X, y) pair / Data.
+    ``data``: Splits (train used for steps, val for evaluation), an (X, y) pair / Data, or a
+    re-iterable of batches (a ``DataLoader``, a list of batches): each step then takes the
+    loader's next mini-batch (a new epoch, in the loader's own order, when it runs out;
+    ``batch_size`` must be None, the loader decides), ``gd``/``lbfgs`` step on the gradient of
+    all batches together (each weighted by its size), and the full-data evaluation is the sum
+    of per-example losses over all batches divided by the number of examples (exact for any
+    batch sizes). Dict batches are read with ``batch_keys=(inputs_key, targets_key)``.
+    ``output``: what the loss takes from the forward's return value (a key, an index or a
+    callable; :func:`losslab.adapters.select_output`). ``loss``: a name, a Loss, or a callable
+    ``(output, target) ->`` per-example losses (N,) or their mean (a scalar; then the full-data
+    evaluation is the batch-size-weighted mean of batch means, the full-data mean).
     ``optimizer``: a name from ``losslab.optim.OPTIMIZERS``; ``gd`` and ``lbfgs`` always use the
     full training set, the others use minibatches of ``batch_size`` (None = full batch), drawn
     without replacement per epoch from a generator seeded with ``seed``.
@@ -206,19 +248,35 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     OPTIMIZERS.get(optimizer)
+    output = check_output_spec(output)
+    batch_keys = check_batch_keys(batch_keys)
+    from .validate import as_tensors, check_finite, check_fits
+
+    data = as_tensors(data)
+    if isinstance(data, Mapping):  # one dict batch holding all the data
+        data = tuple(iterate_batches(data, batch_keys=batch_keys))[0]
     splits = data if isinstance(data, Splits) else None
-    train_data = as_data(data)
+    loader = None if _is_tensor_data(data) else data
+    if loader is not None:
+        if isinstance(loader, Iterator):  # a generator can be read once: keep its batches for the epochs
+            loader = list(loader)
+        if not isinstance(loader, Iterable):
+            raise TypeError(f"data must be Splits, Data, an (X, y) pair of tensors or arrays, or a re-iterable of "
+                            f"batches (a DataLoader); got {type(data).__name__}")
+        if batch_size is not None:
+            raise ValueError(f"batch_size={batch_size} with a DataLoader/iterable of batches: the loader decides the "
+                             f"batch size; pass batch_size=None (or tensors to let train() draw mini-batches)")
+    train_data = as_data(data) if loader is None else None
     val_data = splits.val if splits is not None else None
     loss_fn = get_loss(loss if loss is not None else (splits.default_loss if splits is not None else "mse"))
     if batch_size is not None and (batch_size < 1):
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if early_stopping is not None and val_data is None:
         raise ValueError("early_stopping needs a validation split (pass Splits with val data)")
-    if not torch.isfinite(train_data.X).all() or (train_data.y.is_floating_point() and not torch.isfinite(train_data.y).all()):
-        raise ValueError("training data contains NaN or inf")
-    from .validate import check_fits
-
-    check_fits(model, train_data.X, train_data.y, loss_fn)
+    if loader is None:
+        if not torch.isfinite(train_data.X).all() or (train_data.y.is_floating_point() and not torch.isfinite(train_data.y).all()):
+            raise ValueError("training data contains NaN or inf")
+        check_fits(model, train_data.X, train_data.y, loss_fn, output=output)
 
     net = copy.deepcopy(model)
     if device is not None or dtype is not None:
@@ -229,10 +287,33 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
     dev, fdtype = p0.device, p0.dtype
     cast = lambda d: None if d is None else Data(d.X.to(dev, fdtype if d.X.is_floating_point() else d.X.dtype),  # noqa: E731
                                                  d.y.to(dev, fdtype) if d.y.is_floating_point() else d.y.to(dev))
-    train_data, val_data = cast(train_data), cast(val_data)
-    n = train_data.n
-    full_batch = optimizer in FULL_BATCH or batch_size is None or batch_size >= n
-    bs = n if full_batch else batch_size
+
+    def prepare(b) -> tuple[torch.Tensor, torch.Tensor]:
+        """One loader batch as (X, y) on the model's device and dtype."""
+        from .adapters import split_batch
+        from .validate import as_tensor_pair
+
+        X, y = as_tensor_pair(*split_batch(b, batch_keys))
+        return tuple(cast(Data(torch.as_tensor(X), torch.as_tensor(y))))
+
+    if loader is None:
+        train_data, val_data = cast(train_data), cast(val_data)
+        n = train_data.n
+    else:
+        val_data = cast(val_data)
+        n, first = 0, True
+        for b in loader:  # one pass: count the examples, check the first batch fits and every batch is finite
+            X, y = prepare(b)
+            if first:
+                check_fits(model, X, y, loss_fn, output=output)
+                first = False
+            check_finite(X, y, what=f"training batch (example {n})")
+            n += int(X.shape[0])
+        if n == 0:
+            raise ValueError("the data loader yielded no examples; pass a loader over a non-empty dataset")
+        train_data = loader
+    full_batch = optimizer in FULL_BATCH or (loader is None and (batch_size is None or batch_size >= n))
+    bs = n if full_batch else (batch_size if loader is None else None)
 
     gen = torch.Generator().manual_seed(int(seed))
     opt_options = dict(optimizer_options or {})
@@ -251,10 +332,16 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
             raise ValueError(f"sharpness_every must be >= 1, got {sharpness_every}")
         from .hessian import sharpness_callback
 
-        cbs.append((int(sharpness_every), sharpness_callback(every=int(sharpness_every), data=train_data, loss=loss_fn,
-                                                             optimizer=opt, seed=seed)))
+        sharp_data = train_data if loader is None else [prepare(b) for b in loader]
+        fn_s = sharpness_callback(every=int(sharpness_every), data=sharp_data, loss=loss_fn, optimizer=opt, seed=seed)
+        if output is not None:  # the callback measures a module that returns the selected tensor
+            fn_s = _on_selected(fn_s, output)
+        cbs.append((int(sharpness_every), fn_s))
 
-    settings = {"optimizer": optimizer, "lr": lr, "steps": steps, "batch_size": None if full_batch else bs, "seed": seed,
+    settings = {"optimizer": optimizer, "lr": lr, "steps": steps,
+                "batch_size": None if full_batch or loader is not None else bs, "seed": seed,
+                "data": "tensors" if loader is None else "loader", "output": _describe_spec(output),
+                "batch_keys": None if batch_keys is None else list(batch_keys),
                 "loss": loss_fn.name, "loss_options": loss_fn.options, "optimizer_options": opt_options,
                 "momentum": momentum_of(optimizer, opt_options), "schedule": schedule,
                 "schedule_options": schedule_options or {}, "weight_decay": weight_decay, "input_noise": input_noise,
@@ -271,9 +358,31 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
     best_val, best_state, since_best, best_step = math.inf, None, 0, None
     restored_step: int | None = None
     initial_loss: float | None = None
-    order = torch.randperm(n, generator=gen) if not full_batch else None
+    order = torch.randperm(n, generator=gen) if not full_batch and loader is None else None
     cursor = 0
+    stream = None  # the loader's iterator of the current epoch
     t0 = time.perf_counter()
+
+    def loader_batches():
+        """The (X, y) batches of one step from the loader: all of them for full-batch optimizers,
+        else the next one (a new epoch when the loader runs out)."""
+        nonlocal stream
+        if full_batch:
+            return [prepare(b) for b in loader]
+        for _ in range(2):
+            if stream is None:
+                stream = iter(loader)
+            try:
+                return [prepare(next(stream))]
+            except StopIteration:
+                stream = None
+        raise ValueError("the data loader yielded no batches in a new epoch (a one-shot iterator?); pass a "
+                         "re-iterable loader")
+
+    def noisy(X):
+        if input_noise:
+            X = X + input_noise * torch.randn(X.shape, generator=gen, dtype=X.dtype).to(dev)
+        return X
 
     def batch():
         nonlocal order, cursor
@@ -285,14 +394,12 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
             idx = order[cursor : cursor + bs].to(dev)
             cursor += bs
             X, y = train_data.X[idx], train_data.y[idx]
-        if input_noise:
-            X = X + input_noise * torch.randn(X.shape, generator=gen, dtype=X.dtype).to(dev)
-        return X, y
+        return noisy(X), y
 
     def evaluate(step: int):
         nonlocal best_val, best_state, since_best, best_step
-        tl, ta = full_loss(net, train_data, loss_fn)
-        vl, va = full_loss(net, val_data, loss_fn) if val_data is not None else (float("nan"), float("nan"))
+        tl, ta = full_loss(net, train_data, loss_fn, output=output, prepare=prepare)
+        vl, va = full_loss(net, val_data, loss_fn, output=output) if val_data is not None else (float("nan"), float("nan"))
         for k, v in zip(ev, (step, tl, ta, vl, va)):
             ev[k].append(v)
         if val_data is not None and math.isfinite(vl):
@@ -321,18 +428,35 @@ def train(model: nn.Module, data, *, loss: str | Loss | None = None, optimizer: 
                             metrics.setdefault(k, ([], []))
                             metrics[k][0].append(step)
                             metrics[k][1].append(float(v))
-                X, y = batch()
+                if loader is None:
+                    step_batches = [batch()]
+                else:
+                    step_batches = [(noisy(X), y) for X, y in loader_batches()]
+                n_step = sum(int(X.shape[0]) for X, _ in step_batches)
                 gnorm = [float("nan")]
                 first_loss: list[float] = []
 
                 def closure():
                     opt.zero_grad(set_to_none=True)
-                    out = net(X)
-                    L = loss_fn(out, y)
+                    back = getattr(opt, "requires_grad", True)
+                    L = None
+                    for X, y in step_batches:  # one batch, or all of a loader's weighted by size
+                        Lb = loss_fn(select_output(net(X), output), y)
+                        if len(step_batches) > 1:
+                            Lb = Lb * (X.shape[0] / n_step)
+                        if back and len(step_batches) > 1:
+                            Lb.backward()  # accumulate: the graph of one batch at a time
+                            Lb = Lb.detach()
+                        L = Lb if L is None else L + Lb
                     if penalty:
-                        L = L + 0.5 * penalty * sum((p * p).sum() for p in params)
-                    if getattr(opt, "requires_grad", True):
-                        L.backward()
+                        R = 0.5 * penalty * sum((p * p).sum() for p in params)
+                        if back and len(step_batches) > 1:
+                            R.backward()
+                            R = R.detach()
+                        L = L + R
+                    if back:
+                        if len(step_batches) == 1:
+                            L.backward()
                         if not first_loss:
                             grads = [p.grad.detach() for p in params if p.grad is not None]
                             gnorm[0] = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))) \

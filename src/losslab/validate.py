@@ -4,13 +4,15 @@ ValueError here instead of a traceback from deep inside torch, or a silent all-N
 from __future__ import annotations
 
 import math
+import warnings
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from .adapters import check_batch_keys, check_output_spec, select_output, split_batch
 from .data.types import Data, Splits
 from .losses import Loss, get_loss
 from .params import call, eval_mode
@@ -49,10 +51,14 @@ def check_has_params(model: nn.Module) -> None:
                          f"is taken with respect to the parameters; pass a model with at least one nn.Parameter")
 
 
-def first_batch(data) -> tuple[torch.Tensor, torch.Tensor] | None:
+def first_batch(data, batch_keys=None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The first (X, y) of ``data`` without consuming it: tensors, Data, Splits, or a re-iterable
-    of batches (a DataLoader). None for one-shot iterators (they are checked as they are read)."""
+    of batches (a DataLoader; dict batches read with ``batch_keys``). None for one-shot iterators
+    (they are checked as they are read)."""
+    batch_keys = check_batch_keys(batch_keys)
     data = as_tensors(data)
+    if isinstance(data, Mapping):
+        data = tuple(split_batch(data, batch_keys))
     if isinstance(data, Splits):
         data = data.train
     if isinstance(data, Data):
@@ -69,8 +75,8 @@ def first_batch(data) -> tuple[torch.Tensor, torch.Tensor] | None:
         batch = next(iter(data))
     except (TypeError, StopIteration):
         return None
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        X, y = as_tensor_pair(batch[0], batch[1])
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2 or isinstance(batch, Mapping) or batch_keys is not None:
+        X, y = as_tensor_pair(*split_batch(batch, batch_keys))
         if isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor):
             return X, y
     return None
@@ -91,10 +97,12 @@ def check_finite(X: torch.Tensor, y: torch.Tensor, *, what: str = "data") -> Non
 
 
 def check_fits(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str | Loss, *, params=None,
-               rows: int = 8) -> None:
+               rows: int = 8, output=None) -> None:
     """Evaluate the model and the loss on the first ``rows`` examples (no grad, eval mode, the
-    caller's module untouched) and turn a shape or label mismatch into a clear ValueError."""
+    caller's module untouched) and turn a shape or label mismatch into a clear ValueError.
+    ``output`` selects the loss's tensor from what the forward returns (:func:`select_output`)."""
     loss_fn = get_loss(loss)
+    output = check_output_spec(output)
     Xs, ys = X[:rows], y[:rows]
     p0 = next(model.parameters(), None)
     if p0 is not None and Xs.is_floating_point():
@@ -116,11 +124,9 @@ def check_fits(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str | L
             raise ValueError(f"the model cannot be evaluated on inputs of shape {tuple(X.shape)}: "
                              f"{msg}. Check the model's in_dim (or sequence shape) against the data."
                              ) from None
-        if not isinstance(out, torch.Tensor):
-            raise ValueError(f"the model must return a tensor, got {type(out).__name__}; wrap it so that forward "
-                             f"returns only the output (logits) tensor, e.g. out[0]")
+        out = select_output(out, output)
         try:
-            loss_fn(out, ys)
+            per = loss_fn.per_example(out, ys)
         except (IndexError, RuntimeError, ValueError) as e:
             full = (X.shape[0], *out.shape[1:])  # the output shape for all rows (only the first were run)
             raise ValueError(f"loss {loss_fn.name!r} cannot be evaluated on the model output of shape "
@@ -128,13 +134,17 @@ def check_fits(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: str | L
                              f"({str(y.dtype).replace('torch.', '')}): {str(e).rstrip('.')}. Pick a loss that fits the "
                              f"model's output (cross_entropy needs (N, C) logits and labels 0..C-1; mse needs outputs "
                              f"shaped like y).") from None
+        if per.dim() > 1 or (per.dim() == 1 and per.shape[0] != out.shape[0] and per.numel() != 1):
+            raise ValueError(f"loss {loss_fn.name!r} returned shape {tuple(per.shape)} for {out.shape[0]} examples; a "
+                             f"loss returns per-example losses (N,) or one mean (a scalar)")
 
 
-def check_model_data(model: nn.Module, data, loss: str | Loss, *, what: str = "data") -> None:
+def check_model_data(model: nn.Module, data, loss: str | Loss, *, what: str = "data", output=None,
+                     batch_keys=None) -> None:
     """The model has parameters, and both checks on the first batch of ``data`` (all of it for
     tensors); tensors with no rows are refused here."""
     check_has_params(model)
-    fb = first_batch(data)
+    fb = first_batch(data, batch_keys)
     if fb is None:
         return
     X, y = fb
@@ -143,4 +153,39 @@ def check_model_data(model: nn.Module, data, loss: str | Loss, *, what: str = "d
                          f"pass at least one (x, y) row")
     if isinstance(data, (Data, Splits)) or (isinstance(data, (tuple, list)) and len(data) == 2):
         check_finite(X, y, what=what)
-    check_fits(model, X, y, loss)
+    check_fits(model, X, y, loss, output=output)
+
+
+#: modules whose forward differs between train and eval mode
+_MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
+                   nn.MultiheadAttention, nn.RNNBase)
+
+
+def mode_dependent(model: nn.Module) -> list[str]:
+    """Names of the submodules that behave differently in train mode (dropout, batch/instance norm
+    with running statistics, attention or recurrent layers with dropout)."""
+    out = []
+    for n, m in model.named_modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+            out.append(n)
+        elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)) \
+                and m.track_running_stats:
+            out.append(n)
+        elif isinstance(m, (nn.MultiheadAttention, nn.RNNBase)) and getattr(m, "dropout", 0) > 0:
+            out.append(n)
+    return out
+
+
+def warn_train_mode(model: nn.Module, *, measured: str, where: str) -> str:
+    """The caller's mode ("train" or "eval"); when the model is in train mode and has mode-dependent
+    modules, but losslab measures it in ``measured`` mode, one warning says so."""
+    caller = "train" if model.training else "eval"
+    if caller == "train" and measured == "eval":
+        mods = mode_dependent(model)
+        if mods:
+            shown = ", ".join(mods[:4]) + (", ..." if len(mods) > 4 else "")
+            warnings.warn(f"{where}: the model is in train mode, but losslab measures it in eval mode (dropout off, "
+                          f"batch norm with its running statistics; modules {shown}); the mode is recorded in the "
+                          f"result's settings. Call model.eval() first to silence this, or see the function's "
+                          f"train/bn options to measure in train mode", UserWarning, stacklevel=3)
+    return caller

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator, Mapping, NamedTuple
 
 import torch
 
@@ -70,9 +70,17 @@ def as_data(data) -> Data:
     raise TypeError(f"expected Data, Splits or an (X, y) pair, got {type(data).__name__}")
 
 
-def iterate_batches(data, batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def iterate_batches(data, batch_size: int | None = None, *,
+                    batch_keys: tuple | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (X, y) batches from an (X, y) pair/Data (in order) or from any iterable of batches
-    (a DataLoader). ``batch_size=None`` yields the full tensors once."""
+    (a DataLoader). ``batch_size=None`` yields the full tensors once. Batches of an iterable are
+    ``(X, y, ...)`` tuples/lists, or dicts read with ``batch_keys=(inputs_key, targets_key)``
+    (:func:`losslab.adapters.split_batch`)."""
+    from ..adapters import check_batch_keys, split_batch
+
+    batch_keys = check_batch_keys(batch_keys)
+    if isinstance(data, Mapping):  # one dict batch holding all the data
+        data = tuple(split_batch(data, batch_keys))
     if isinstance(data, (Data, Splits)) or (isinstance(data, (tuple, list)) and len(data) == 2
                                             and isinstance(data[0], torch.Tensor) and isinstance(data[1], torch.Tensor)
                                             and data[0].shape[0] == data[1].shape[0] and data[0].dim() > 0):
@@ -83,10 +91,8 @@ def iterate_batches(data, batch_size: int | None = None) -> Iterator[tuple[torch
         for i in range(0, d.n, batch_size):
             yield d.X[i : i + batch_size], d.y[i : i + batch_size]
         return
-    if isinstance(data, Iterable):
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes, torch.Tensor)):
         for batch in data:
-            if not (isinstance(batch, (tuple, list)) and len(batch) >= 2):
-                raise TypeError("each batch from the iterable must be an (X, y) pair")
-            yield batch[0], batch[1]
+            yield split_batch(batch, batch_keys)
         return
     raise TypeError(f"cannot iterate batches from {type(data).__name__}")

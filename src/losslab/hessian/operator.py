@@ -167,14 +167,18 @@ class HessianOperator:
     def __init__(self, model: nn.Module, data, loss: str | Loss, *, kind: str = "hessian",
                  method: str = "double_backward", block: BlockSpec = None, batch_size: int | None = None,
                  dtype: torch.dtype | None = None, train_mode: bool = False, cache_graph: bool | None = None,
-                 params: dict[str, torch.Tensor] | None = None):
+                 params: dict[str, torch.Tensor] | None = None, output=None, batch_keys=None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         from ..validate import check_model_data
 
         if batch_size is not None:
             batch_size = check_int("batch_size", batch_size)  # (None: the whole data in one batch)
-        check_model_data(model, data, loss)
+        from ..adapters import check_batch_keys, check_output_spec
+
+        self.output = check_output_spec(output)
+        self.batch_keys = check_batch_keys(batch_keys)
+        check_model_data(model, data, loss, output=self.output, batch_keys=self.batch_keys)
         self.kind = OPERATOR_KINDS.get(kind)
         self.method = HVP_METHODS.get(method)
         self.loss = get_loss(loss)
@@ -216,7 +220,7 @@ class HessianOperator:
         from ..validate import check_finite
 
         self._batches = []
-        for i, (X, y) in enumerate(iterate_batches(data, batch_size)):
+        for i, (X, y) in enumerate(iterate_batches(data, batch_size, batch_keys=self.batch_keys)):
             X = _cast(torch.as_tensor(X), dtype).to(self.device)
             y = _cast(torch.as_tensor(y), dtype).to(self.device)
             # every batch once, here (a DataLoader's later batches are not seen by check_model_data)
@@ -266,8 +270,11 @@ class HessianOperator:
         # in train mode batch norm updates running statistics in place: give it fresh copies
         # (made inside any torch.func transform, so nothing captured is mutated)
         bufs = {n: b.clone() for n, b in self._buffers.items()} if self.train_mode else self._buffers
+        from ..adapters import select_output
+
         with eval_mode(self.model, train=self.train_mode):
-            return functional_call(self.model, {**self._fixed, **p, **bufs}, (X,), strict=False, tie_weights=True)
+            out = functional_call(self.model, {**self._fixed, **p, **bufs}, (X,), strict=False, tie_weights=True)
+        return select_output(out, self.output)
 
     def _batch_loss(self, p: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss.per_example(self._forward(p, X), y).sum() / self.n
@@ -434,7 +441,8 @@ class HessianOperator:
 
 def hessian_operator(model: nn.Module, data, loss: str | Loss, *, method: str = "double_backward",
                      block: BlockSpec = None, batch_size: int | None = None, dtype: torch.dtype | None = None,
-                     train_mode: bool = False, cache_graph: bool | None = None) -> HessianOperator:
+                     train_mode: bool = False, cache_graph: bool | None = None, output=None,
+                     batch_keys=None) -> HessianOperator:
     """The Hessian of the full-data loss of ``model`` on ``data`` as a linear operator.
 
     ``data``: (X, y), ``Data``, ``Splits`` (its train split) or an iterable of (X, y) batches;
@@ -442,21 +450,26 @@ def hessian_operator(model: nn.Module, data, loss: str | Loss, *, method: str = 
     ``method``: ``double_backward`` or ``forward_over_reverse``. ``block``: see :func:`select_block`.
     ``dtype``: compute in this dtype (e.g. ``torch.float64``), casting copies of the parameters.
     ``train_mode``: evaluate the model in train mode (dropout, batch statistics); default eval.
+    ``output``: what the loss takes from the forward's return value (a key, an index or a callable;
+    :func:`losslab.adapters.select_output`); ``batch_keys=(inputs_key, targets_key)`` reads dict
+    batches; ``loss`` may be a callable ``(output, target) -> per-example (N,) or mean loss``.
     """
     return HessianOperator(model, data, loss, kind="hessian", method=method, block=block, batch_size=batch_size,
-                           dtype=dtype, train_mode=train_mode, cache_graph=cache_graph)
+                           dtype=dtype, train_mode=train_mode, cache_graph=cache_graph, output=output,
+                           batch_keys=batch_keys)
 
 
 def ggn_operator(model: nn.Module, data, loss: str | Loss, *, block: BlockSpec = None,
                  batch_size: int | None = None, dtype: torch.dtype | None = None,
-                 train_mode: bool = False) -> HessianOperator:
+                 train_mode: bool = False, output=None, batch_keys=None) -> HessianOperator:
     """The generalized Gauss-Newton matrix G = (1/N) sum_n J_n^T H_out,n J_n as an operator.
 
     Schraudolph (2002); Martens (2010), sec. 4.2. For ``mse`` H_out = (2/K) I, for
     ``cross_entropy`` H_out = diag(p) - p p^T (softmax p), so G is positive semi-definite.
     """
     return HessianOperator(model, data, loss, kind="ggn", method="forward_over_reverse", block=block,
-                           batch_size=batch_size, dtype=dtype, train_mode=train_mode)
+                           batch_size=batch_size, dtype=dtype, train_mode=train_mode, output=output,
+                           batch_keys=batch_keys)
 
 
 class MatrixOperator:

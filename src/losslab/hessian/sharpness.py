@@ -35,8 +35,10 @@ from .operator import BlockSpec, HessianOperator, NonFiniteError, check_int, che
 from .trace import TraceEstimate, deflated_hutchinson, hutchinson, hutchpp
 
 
-def _op(model, data, loss, *, block=None, batch_size=None, dtype=None, method="double_backward") -> HessianOperator:
-    return hessian_operator(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, method=method)
+def _op(model, data, loss, *, block=None, batch_size=None, dtype=None, method="double_backward", output=None,
+        batch_keys=None) -> HessianOperator:
+    return hessian_operator(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, method=method,
+                            output=output, batch_keys=batch_keys)
 
 
 def _base_loss(op: HessianOperator) -> float:
@@ -52,11 +54,13 @@ def _base_loss(op: HessianOperator) -> float:
 def lambda_max(model: nn.Module, data, loss: str | Loss, *, tol: float = 1e-6, max_iter: int | None = None,
                seed: int | torch.Generator = 0, block: BlockSpec = None, batch_size: int | None = None,
                dtype: torch.dtype | None = None, method: str = "double_backward",
-               v0: torch.Tensor | None = None) -> Eigen:
-    """The top Hessian eigenvalue and eigenvector by Lanczos (see :func:`lanczos` for ``tol``)."""
+               v0: torch.Tensor | None = None, output=None, batch_keys=None) -> Eigen:
+    """The top Hessian eigenvalue and eigenvector by Lanczos (see :func:`lanczos` for ``tol``).
+    ``output``/``batch_keys``: see :func:`hessian_operator`."""
     check_seed(seed)
     check_positive("tol", tol)
-    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, method=method)
+    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, method=method, output=output,
+             batch_keys=batch_keys)
     return lanczos(op, 1, which="largest", tol=tol, max_iter=max_iter, seed=seed, v0=v0)
 
 
@@ -68,17 +72,18 @@ TRACE_METHODS.register("hutchpp", hutchpp)
 
 def hessian_trace(model: nn.Module, data, loss: str | Loss, *, method: str = "deflated_hutchinson",
                   seed: int | torch.Generator = 0, block: BlockSpec = None, batch_size: int | None = None,
-                  dtype: torch.dtype | None = None, **options) -> TraceEstimate:
+                  dtype: torch.dtype | None = None, output=None, batch_keys=None, **options) -> TraceEstimate:
     """tr H by ``deflated_hutchinson`` (the default: Lanczos deflation of the top of the spectrum plus
     Hutchinson on the remainder; options rtol, atol, min_samples, max_samples, max_rank), ``hutchinson``
     (options rtol, atol, min_samples, max_samples) or ``hutchpp`` (option n_products). See
     :mod:`losslab.hessian.trace`; the digits MLP 64-32-10 reaches a stated 1 % in ~66 products with
-    the default vs ~1000 with plain Hutchinson (benchmarks/RESULTS.md)."""
+    the default vs ~1000 with plain Hutchinson (benchmarks/RESULTS.md). ``output``/``batch_keys``: see
+    :func:`hessian_operator`."""
     from ..registry import call_with_options
 
     fn = TRACE_METHODS.get(method)
     check_seed(seed)
-    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
+    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, output=output, batch_keys=batch_keys)
     import functools
 
     return call_with_options("trace method", method, functools.partial(fn, op, seed=seed), options)
@@ -101,13 +106,15 @@ class EpsilonSharpness:
 
 def epsilon_sharpness(model: nn.Module, data, loss: str | Loss, *, epsilon: float = 1e-3, maxiter: int = 10,
                       seed: int | torch.Generator = 0, subspace: int | None = None, block: BlockSpec = None,
-                      batch_size: int | None = None, dtype: torch.dtype | None = torch.float64) -> EpsilonSharpness:
+                      batch_size: int | None = None, dtype: torch.dtype | None = torch.float64, output=None,
+                      batch_keys=None) -> EpsilonSharpness:
     """epsilon-sharpness (Keskar et al. 2017, Metric 2.1), maximized by L-BFGS-B over the box
     C_eps = {y : |y_i| <= eps (|(A^+ theta)_i| + 1)} of phi = 100 (max L(theta + A y) - L(theta)) / (1 + L(theta)).
 
     ``subspace=None``: A = I (the full space, y = z). ``subspace=p``: A is a random P x p matrix
     (Keskar et al. also report this variant), drawn from ``seed`` as the Q factor of a Gaussian
     matrix, so its columns are orthonormal and A^+ = A^T (the maximization then runs in p dimensions).
+    ``output``/``batch_keys``: see :func:`hessian_operator`.
     """
     from scipy.optimize import minimize
     from torch.func import grad_and_value
@@ -115,7 +122,7 @@ def epsilon_sharpness(model: nn.Module, data, loss: str | Loss, *, epsilon: floa
     epsilon = check_positive("epsilon", epsilon)
     maxiter = check_int("maxiter", maxiter)
     check_seed(seed)
-    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
+    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, output=output, batch_keys=batch_keys)
     theta = op.theta
     base = _base_loss(op)
     gen = _generator(seed)
@@ -170,8 +177,9 @@ class LossRise:
 def loss_rise(model: nn.Module, data, loss: str | Loss, *, radius: float | list[float] = 0.1,
               n_directions: int = 20, seed: int | torch.Generator = 0, include_1d: bool = False,
               block: BlockSpec = None, batch_size: int | None = None,
-              dtype: torch.dtype | None = None) -> LossRise:
-    """Mean of L(theta + r d) - L(theta) over ``n_directions`` filter-normalized directions d."""
+              dtype: torch.dtype | None = None, output=None, batch_keys=None) -> LossRise:
+    """Mean of L(theta + r d) - L(theta) over ``n_directions`` filter-normalized directions d.
+    ``output``/``batch_keys``: see :func:`hessian_operator`."""
     radii = [float(radius)] if isinstance(radius, (int, float)) else [float(r) for r in radius]
     if not radii:
         raise ValueError("radius must be a number or a non-empty list of numbers")
@@ -179,7 +187,7 @@ def loss_rise(model: nn.Module, data, loss: str | Loss, *, radius: float | list[
         raise ValueError(f"radius must be finite, got {radii}")
     n_directions = check_int("n_directions", n_directions)
     check_seed(seed)
-    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
+    op = _op(model, data, loss, block=block, batch_size=batch_size, dtype=dtype, output=output, batch_keys=batch_keys)
     gen = _generator(seed)
     base = _base_loss(op)
     theta = op.theta

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from ..adapters import check_batch_keys, check_output_spec, select_output
 from ..data.types import Data, Splits, iterate_batches
 from ..losses import Loss, accuracy, get_loss
 from ..params import param_spec
@@ -98,19 +99,24 @@ def _coerce_batch(X, y):
     return X, y
 
 
-def _materialize(data) -> tuple[list | object, bool]:
+def _materialize(data, batch_keys=None) -> tuple[list | object, bool]:
     """Batches must be iterable several times (once per chunk). Tensors/Data are; a DataLoader
     is; a one-shot iterator (generator) is read into a list. Returns (source, is_tensor_pair).
-    A pair of numpy arrays becomes a pair of tensors."""
+    A pair of numpy arrays becomes a pair of tensors; one dict batch becomes its (X, y) pair."""
+    from collections.abc import Mapping
+
+    from ..adapters import split_batch
     from ..validate import as_tensors
 
+    if isinstance(data, Mapping):
+        data = tuple(split_batch(data, batch_keys))
     data = as_tensors(data)
     if isinstance(data, (Data, Splits)) or (isinstance(data, (tuple, list)) and len(data) == 2
                                             and all(isinstance(t, torch.Tensor) for t in data)
                                             and data[0].dim() > 0 and data[0].shape[0] == data[1].shape[0]):
         return data, True
     if isinstance(data, Iterator):  # a generator: single pass
-        return list(iterate_batches(data)), False
+        return list(iterate_batches(data, batch_keys=batch_keys)), False
     if not isinstance(data, Iterable):
         raise TypeError(f"data must be (X, y) tensors, a Data/Splits, or an iterable of (X, y) batches "
                         f"(e.g. a DataLoader); got {type(data).__name__}")
@@ -128,7 +134,7 @@ class Evaluator:
                  batch_size: int | None = None, bn: str = "eval", chunk_size: int | None = None,
                  memory_budget: int | None = None, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None, strategy: str = "auto", affine: bool | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", output=None, batch_keys=None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if bn not in BN_MODES:
@@ -137,6 +143,8 @@ class Evaluator:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.precision = PRECISIONS.get(precision)
         self.loss: Loss = get_loss(loss)
+        self.output = check_output_spec(output)
+        self.batch_keys = check_batch_keys(batch_keys)
         batch_size = check_count(batch_size, "batch_size")
         chunk_size = check_count(chunk_size, "chunk_size")
         if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float))
@@ -187,7 +195,7 @@ class Evaluator:
         if bn == "recompute":
             for m in self.bn_modules.values():
                 m.momentum = 1.0  # running stat <- this batch's statistic; averaged over batches by us
-        self.data, self.tensor_data = _materialize(data)
+        self.data, self.tensor_data = _materialize(data, self.batch_keys)
         if self.tensor_data:
             d0 = self.data if not isinstance(self.data, Splits) else self.data.train
             if int(d0[0].shape[0]) == 0:
@@ -198,14 +206,14 @@ class Evaluator:
         self.memory_budget = int(memory_budget) if memory_budget else default_memory_budget(self.device)
         self.batch_size = batch_size
         self.affine = None
-        if affine is not False and bn == "eval":
+        if affine is not False and bn == "eval" and self.output is None:
             self.affine = AffineFirstLayer.plan(self.template, self.spec)
         if affine is True and self.affine is None:
             raise ValueError("affine=True needs an nn.Sequential (or losslab MLP) whose first module is a trainable "
-                             "nn.Linear, and bn='eval'")
+                             "nn.Linear, bn='eval' and output=None")
         # the MLP fast path (Linear + elementwise modules): used unless affine=False or strategy="loop"
         self.fast = None
-        if affine is not False and bn == "eval" and strategy != "loop":
+        if affine is not False and bn == "eval" and strategy != "loop" and self.output is None:
             self.fast = MLPFastPath.plan(self.template, self.spec)
         self._fast_stacks: list | None = None
         # fused cross-entropy only for the registry's own loss (no options): same formula as F.cross_entropy
@@ -242,7 +250,7 @@ class Evaluator:
             from ..validate import check_finite
 
             check = not self._stream_checked
-            for i, (X, y) in enumerate(iterate_batches(self.data)):
+            for i, (X, y) in enumerate(iterate_batches(self.data, batch_keys=self.batch_keys)):
                 X, y = _coerce_batch(X, y)
                 if check:
                     check_finite(X, y, what=f"data batch {i}")
@@ -352,8 +360,10 @@ class Evaluator:
         decomposition (per-example losses treat examples independently, so this is exact)."""
         module = module if module is not None else self.template
 
+        output = self.output
+
         def f(p, s, xin):
-            return functional_call(module, {**p, **s}, (xin,), strict=False, tie_weights=True)
+            return select_output(functional_call(module, {**p, **s}, (xin,), strict=False, tie_weights=True), output)
 
         xin = X if extra_in is None else extra_in
         if batched:
@@ -391,6 +401,11 @@ class Evaluator:
         m, n = out.shape[0], out.shape[1]
         if self._fused_ce and out.dim() == 3:
             return self._fused_ce_sums(out, y, 2)
+        if self.loss.custom:  # a user's callable may return a batch mean: evaluated per point
+            per = torch.stack([self.loss.per_example(out[i], y) for i in range(m)])  # (m, N)
+            a = [accuracy(out[i], y, self.loss) for i in range(m)]
+            cs = torch.stack([t.sum() for t in a]) if a and a[0] is not None else torch.zeros_like(per[:, 0])
+            return per.sum(1), cs
         flat = out.reshape(m * n, *out.shape[2:])
         yy = y.unsqueeze(0).expand(m, *y.shape).reshape(m * n, *y.shape[1:])
         per = self.loss.per_example(flat, yy)
@@ -609,16 +624,19 @@ class Evaluator:
 def evaluate_points(model: nn.Module, data, loss, base, directions, coords, *, batch_size: int | None = None,
                     bn: str = "eval", chunk_size: int | None = None, memory_budget: int | None = None,
                     dtype: torch.dtype | None = None, device=None, strategy: str = "auto",
-                    affine: bool | None = None, precision: str = "fp32") -> PointsResult:
+                    affine: bool | None = None, precision: str = "fp32", output=None,
+                    batch_keys=None) -> PointsResult:
     """Full-data loss (and accuracy) at theta_i = base + coords[i] @ directions for i < M.
 
     A pure function: (model, data, loss, base (P,), directions (k, P), coords (M, k)) ->
     PointsResult(loss (M,), accuracy (M,) | None). Sharding coords over workers and
-    concatenating the results gives the same answer as one call.
+    concatenating the results gives the same answer as one call. ``output``/``batch_keys``: how
+    to read the forward's output and dict batches (:mod:`losslab.adapters`); ``dtype`` None
+    follows the model's parameters.
     """
     ev = Evaluator(model, data, loss, base, directions, batch_size=batch_size, bn=bn, chunk_size=chunk_size,
                    memory_budget=memory_budget, dtype=dtype, device=device, strategy=strategy, affine=affine,
-                   precision=precision)
+                   precision=precision, output=output, batch_keys=batch_keys)
     l, a = ev.run_chunked(coords)
     return PointsResult(l, a, int(ev.n_examples or 0), "vmap" if ev._vmap_ok else "loop", int(ev.chunk_size or 0),
                         ev.affine is not None)

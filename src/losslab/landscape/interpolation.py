@@ -66,11 +66,13 @@ def _barrier_from(alphas: np.ndarray, loss: np.ndarray) -> Barrier:
 
 
 def interpolate(model_a: nn.Module, model_b, data, *, loss, alphas=None, bn: str = "eval",
-                batch_size: int | None = None, dtype: torch.dtype = torch.float32, device=None,
-                memory_budget: int | None = None) -> Interpolation:
+                batch_size: int | None = None, dtype: torch.dtype | None = None, device=None,
+                memory_budget: int | None = None, output=None, batch_keys=None) -> Interpolation:
     """Loss along theta(alpha) = (1 - alpha) theta_a + alpha theta_b at ``alphas`` (default
     41 points on [-0.5, 1.5]); alpha = 0 and 1 are always added for the barrier.
-    ``model_b`` may be a model, a parameter dict or a flat vector. Neither model is modified."""
+    ``model_b`` may be a model, a parameter dict or a flat vector. Neither model is modified.
+    ``output``/``batch_keys``/a callable ``loss``: as in :func:`losslab.landscape.surface`;
+    ``dtype`` None follows model_a's parameters."""
     if not isinstance(model_a, nn.Module):
         raise TypeError(f"model_a must be an nn.Module (its architecture is used), got {type(model_a).__name__}")
     a = np.linspace(-0.5, 1.5, 41) if alphas is None else np.asarray(alphas, dtype=np.float64).reshape(-1)
@@ -78,13 +80,18 @@ def interpolate(model_a: nn.Module, model_b, data, *, loss, alphas=None, bn: str
         raise ValueError("alphas must be a non-empty array of finite numbers")
     a = np.unique(np.concatenate([a, [0.0, 1.0]]))
     lossobj = get_loss(loss)
+    from ..validate import check_model_data, warn_train_mode
+
+    caller_mode = warn_train_mode(model_a, measured="eval", where="interpolate")
+    check_model_data(model_a, data, lossobj, output=output, batch_keys=batch_keys)
     d = line_through(model_a, model_b)
     ev = Evaluator(model_a, data, lossobj, d.base, d.vectors, batch_size=batch_size, bn=bn, dtype=dtype,
-                   device=device, memory_budget=memory_budget)
+                   device=device, memory_budget=memory_budget, output=output, batch_keys=batch_keys)
     l, acc = ev.run_chunked(torch.as_tensor(a).unsqueeze(1))
     L = l.double().numpy()
     return Interpolation(a, L, None if acc is None else acc.double().numpy(), _barrier_from(a, L),
-                         {"loss": lossobj.name, "bn": bn, "dtype": str(ev.dtype).replace("torch.", "")})
+                         {"loss": lossobj.name, "bn": bn, "dtype": str(ev.dtype).replace("torch.", ""),
+                          "mode": "eval", "caller_mode": caller_mode})
 
 
 def barrier(model_a: nn.Module, model_b, data, *, loss, resolution: int = 21, **options) -> Barrier:

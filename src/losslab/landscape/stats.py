@@ -45,14 +45,21 @@ class CurveStats:
 def random_curves(model: nn.Module, data, *, loss, n: int = 10, kind: str = "filter", resolution: int = 51,
                   span=1.0, seed: int | torch.Generator = 0, include_biases: bool = False,
                   band: tuple[float, float] = (0.1, 0.9), bn: str = "eval", batch_size: int | None = None,
-                  dtype: torch.dtype = torch.float32, device=None, memory_budget: int | None = None) -> CurveStats:
+                  dtype: torch.dtype | None = None, device=None, memory_budget: int | None = None, output=None,
+                  batch_keys=None) -> CurveStats:
     """``n`` random 1-D loss curves L(theta + alpha d_i) of direction ``kind`` with their mean
-    and spread bands (quantiles ``band``). Curve i uses the i-th draw from the seeded generator."""
+    and spread bands (quantiles ``band``). Curve i uses the i-th draw from the seeded generator.
+    ``output``/``batch_keys``/a callable ``loss``: as in :func:`losslab.landscape.surface`;
+    ``dtype`` None follows the model's parameters."""
     if n < 2:
         raise ValueError(f"n must be >= 2 to have a spread, got {n}")
     if not (0 <= band[0] <= band[1] <= 1):
         raise ValueError(f"band must be quantiles 0 <= lo <= hi <= 1, got {band}")
     lossobj = get_loss(loss)
+    from ..validate import check_model_data, warn_train_mode
+
+    caller_mode = warn_train_mode(model, measured="eval", where="random_curves")
+    check_model_data(model, data, lossobj, output=output, batch_keys=batch_keys)
     (alphas,) = grid_axes(resolution, span, 1)
     gen = _generator(seed)
     ds = [random_directions(model, kind=kind, k=1, seed=gen, include_biases=include_biases) for _ in range(n)]
@@ -62,7 +69,7 @@ def random_curves(model: nn.Module, data, *, loss, n: int = 10, kind: str = "fil
     for i in range(n):
         coords[i * R:(i + 1) * R, i] = torch.as_tensor(alphas)
     ev = Evaluator(model, data, lossobj, ds[0].base, V, batch_size=batch_size, bn=bn, dtype=dtype, device=device,
-                   memory_budget=memory_budget)
+                   memory_budget=memory_budget, output=output, batch_keys=batch_keys)
     l, a = ev.run_chunked(coords)
     C = l.double().numpy().reshape(n, R)
     A = None if a is None else a.double().numpy().reshape(n, R)
@@ -70,4 +77,5 @@ def random_curves(model: nn.Module, data, *, loss, n: int = 10, kind: str = "fil
                       np.quantile(C, band[1], axis=0), C.min(0), C.max(0), A,
                       V.double().norm(dim=1).cpu().numpy(),
                       {"loss": lossobj.name, "kind": kind, "n": n, "seed": seed if isinstance(seed, int) else None,
-                       "include_biases": include_biases, "band": list(band), "bn": bn})
+                       "include_biases": include_biases, "band": list(band), "bn": bn,
+                       "dtype": str(ev.dtype).replace("torch.", ""), "mode": "eval", "caller_mode": caller_mode})

@@ -157,6 +157,13 @@ def _jsonable(o):
     return o
 
 
+def _describe_spec(output):
+    """``output=`` for the settings (JSON): the key or index, or the callable's name."""
+    if output is None or isinstance(output, (str, int)):
+        return output
+    return f"callable:{getattr(output, '__name__', type(output).__name__)}"
+
+
 def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
@@ -296,10 +303,10 @@ class _Checkpoint:
 def surface(model: nn.Module, data, *, loss, directions="filter", dim: int | None = None, resolution=21, span=1.0,
             seed: int | torch.Generator = 0, include_biases: bool = False, orthogonalize: bool = False,
             bn: str = "eval", batch_size: int | None = None, chunk_size: int | None = None,
-            memory_budget: int | None = None, dtype: torch.dtype = torch.float32, device=None,
+            memory_budget: int | None = None, dtype: torch.dtype | None = None, device=None,
             precision: str = "fp32", strategy: str = "auto", affine: bool | None = None,
             progress: Callable[[int, int], None] | None = None, checkpoint: str | os.PathLike | None = None,
-            checkpoint_every: float = 1.0) -> Surface:
+            checkpoint_every: float = 1.0, output=None, batch_keys=None) -> Surface:
     """The loss of ``model`` on ``data`` over a 1-D (``dim=1``) or 2-D grid in parameter space.
 
     ``directions``: a kind from :data:`DIRECTIONS` ("filter", "layer", "model", "gaussian",
@@ -310,13 +317,20 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int | Non
     of given directions otherwise (a ``dim`` contradicting given directions is an error).
     ``resolution``: points per axis (an int >= 1; a single point is the midpoint of the span,
     i.e. the model itself for a symmetric span); ``span``: s for [-s, s], (lo, hi), or one pair
-    per axis (finite). ``loss``: a name from LOSSES or a Loss. ``data``: (X, y) tensors or numpy
-    arrays, Data/Splits, or an iterable of batches (a DataLoader; checked for NaN/inf on the
-    first pass); the loss is the exact full-data mean whatever the batching.
+    per axis (finite). ``loss``: a name from LOSSES, a Loss, or a callable ``(output, target) ->``
+    per-example (N,) or mean loss (:func:`losslab.losses.callable_loss`). ``data``: (X, y) tensors
+    or numpy arrays, Data/Splits, or an iterable of batches (a DataLoader; checked for NaN/inf on
+    the first pass); the loss is the exact full-data mean whatever the batching. ``output``: what
+    the loss takes from the forward's return value (a key ``"logits"``, an index ``0``, or a
+    callable; None: the forward returns a tensor). ``batch_keys=(inputs_key, targets_key)``: how
+    to read dict batches (:mod:`losslab.adapters`).
     Points where the loss overflows (NaN/inf, e.g. far out with a large span) stay in ``loss``;
     their number is ``info['nonfinite_points']`` and a RuntimeWarning says so.
     ``bn``: "eval" (running statistics) or "recompute" (see losslab.landscape.evaluate).
-    ``dtype``: float32 (default) or float64 (a torch.dtype or its name). ``precision``: "fp32"
+    ``dtype``: None (default: the model parameters' dtype, so a float64 model is measured in
+    float64), float32 or float64 (a torch.dtype or its name). The model is measured in eval mode
+    (``bn="recompute"``: batch norm statistics recomputed); a model passed in train mode with
+    dropout or batch norm gets one warning, and ``settings["caller_mode"]`` records its mode. ``precision``: "fp32"
     (default), "tf32" or "bf16" (the last two need float32); with them
     ``info['precision_max_rel_error']`` is measured against fp32 on up to 9 points.
     ``device``: "cpu", "cuda[:i]" (where available) or None (the model's device).
@@ -334,8 +348,11 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int | Non
     lossobj = get_loss(loss)
     from ..validate import as_tensors, check_model_data
 
+    from ..validate import warn_train_mode
+
+    caller_mode = warn_train_mode(model, measured="eval", where="surface")
     data = as_tensors(data)
-    check_model_data(model, data, lossobj)
+    check_model_data(model, data, lossobj, output=output, batch_keys=batch_keys)
     d = resolve_directions(model, directions, dim=dim, seed=seed, include_biases=include_biases,
                            orthogonalize=orthogonalize)
     dim = d.k
@@ -346,12 +363,13 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int | Non
     M = coords.shape[0]
     ev = Evaluator(model, data, lossobj, d.base, d.vectors, batch_size=batch_size, bn=bn, chunk_size=chunk_size,
                    memory_budget=memory_budget, dtype=dtype, device=device, strategy=strategy, affine=affine,
-                   precision=precision)
+                   precision=precision, output=output, batch_keys=batch_keys)
     settings = {"loss": lossobj.name, "loss_options": lossobj.options, "directions": d.kind, "dim": dim,
                 "resolution": [len(a) for a in axes], "span": [[float(a[0]), float(a[-1])] for a in axes],
                 "seed": seed if isinstance(seed, int) else None, "include_biases": include_biases,
                 "orthogonalize": orthogonalize, "bn": bn, "dtype": str(ev.dtype).replace("torch.", ""),
-                "precision": precision, "device": str(ev.device)}
+                "precision": precision, "device": str(ev.device), "mode": "eval", "caller_mode": caller_mode,
+                "output": _describe_spec(output), "batch_keys": None if batch_keys is None else list(batch_keys)}
     ck = None
     todo = np.arange(M)
     if checkpoint is not None:
@@ -403,7 +421,7 @@ def surface(model: nn.Module, data, *, loss, directions="filter", dim: int | Non
         # ev.data: a one-shot generator was read into a list by the first Evaluator
         ref = Evaluator(model, ev.data, lossobj, d.base, d.vectors, batch_size=batch_size, bn=bn, dtype=dtype,
                         device=device, strategy=strategy, affine=affine, precision="fp32",
-                        memory_budget=memory_budget)
+                        memory_budget=memory_budget, output=output, batch_keys=batch_keys)
         rl, _ = ref.run_chunked(coords[torch.as_tensor(pick)])
         rel = np.abs(loss_arr[pick] - rl.double().numpy()) / np.maximum(np.abs(rl.double().numpy()), 1e-30)
         info["precision_max_rel_error"] = float(np.nanmax(rel)) if np.isfinite(rel).any() else float("nan")

@@ -185,7 +185,7 @@ def run(*, quick: bool = False, seed: int = 0, delta: float = 0.1, lr: float = 0
         f"gradient descent on L2 converges to the OLS line (distance {l2_gd_err:.1e} <= 1e-3)": l2_gd_err <= 1e-3,
         f"the LP's L1 minimum equals the best two-point line's (mean |r| {lp_val:.8f} vs {two_val:.8f}, to 1e-9)":
             abs(lp_val - two_val) <= 1e-9,
-        f"the L1 grid minimum is no better than the LP optimum and within one cell's cost of it":
+        "the L1 grid minimum is no better than the LP optimum and within one cell's cost of it":
             bool(Z["l1"].min() >= lp_val - 1e-12 and Z["l1"].min() - lp_val <= G * float(np.abs(spacing).sum())),
         f"L1 and L2 minima differ: the LAD line is not the OLS line ((m, b) distance {np.linalg.norm(lp_mb - ols_mb):.3f})":
             bool(np.linalg.norm(lp_mb - ols_mb) > 1e-3),

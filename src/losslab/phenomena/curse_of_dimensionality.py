@@ -342,7 +342,7 @@ def run(*, quick: bool = False, seed: int = 0, budget: int | None = None, hidden
                log_x=True, log_y=True, hlines=(("1", 1.0),),
                table={f"d={r['d']}": r for r in dist_rows}),
     )
-    text = (f"Grid counts (exact): " + ", ".join(f"{v['weights']:,} weights -> {v['grid']}" for v in counts.values())
+    text = ("Grid counts (exact): " + ", ".join(f"{v['weights']:,} weights -> {v['grid']}" for v in counts.values())
             + f". At {budget} model evaluations the best random guess reaches "
             + ", ".join(f"{r['random_train']:.3f}" for r in rows) + " (train) against gradient descent's "
             + ", ".join(f"{r['gd_train']:.3f}" for r in rows) + f" at d = {', '.join(str(int(p)) for p in params)}: "

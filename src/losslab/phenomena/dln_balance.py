@@ -121,7 +121,7 @@ def run(*, quick: bool = False, seed: int = 0, depth: int = 3, width: int = 4, c
     """Quick: 4 seeds, 400 steps, 20 learning rates in [0.005, 1.5]. Full: 12 seeds, 1,500 steps, 40 rates.
     ``c``: the unbalancing factor (W_1 * c, W_N / c); ``x0_scale``: X(0) = x0_scale * Gaussian / sqrt(d);
     ``tol``: the loss that counts as reached. The target Phi = U diag(s) V^T with s evenly in [1, 2]."""
-    from ..dln.core import Frobenius, balanced_factorization, end_to_end, invariants, random_orthogonal
+    from ..dln.core import balanced_factorization, end_to_end, invariants, random_orthogonal
 
     n_seeds = int(n_seeds or (4 if quick else 12))
     steps = int(steps or (400 if quick else 1500))
@@ -260,7 +260,7 @@ def run(*, quick: bool = False, seed: int = 0, depth: int = 3, width: int = 4, c
     figs = (
         Figure("steps_vs_lr", f"Steps to loss {tol:g} vs learning rate (median over {n_seeds} seeds; gaps = no convergence)",
                "lines", "learning rate", "steps to tol",
-               (Series(f"balanced (G_p = 0)", lrs, med(b["first"]), mode="lines+markers"),
+               (Series("balanced (G_p = 0)", lrs, med(b["first"]), mode="lines+markers"),
                 Series(f"unbalanced (W_1 x {c:g}, W_N / {c:g}; max ||G_p|| = {u['G']:.2f})", lrs, med(u["first"]),
                        mode="lines+markers")),
                log_x=True, log_y=True,
