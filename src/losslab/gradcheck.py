@@ -36,6 +36,7 @@ from torch import nn
 
 from .adapters import check_batch_keys, check_output_spec, select_output
 from .data import as_data
+from .kernels import second_order
 from .losses import Loss, get_loss
 from .params import call, trainable_params
 from .rng import seeded
@@ -148,7 +149,9 @@ def gradcheck(model: nn.Module, data, loss: str | Loss = "mse", *, eps: float = 
         raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
 
     def L(params) -> torch.Tensor:
-        with seeded(seed):  # same dropout mask for every evaluation
+        # same dropout mask for every evaluation; attention/RNN kernels with a backward in every
+        # mode (cuDNN's RNN has none in eval mode; losslab.kernels), caller's settings restored
+        with seeded(seed), second_order(m):
             return loss_fn(select_output(call(m, params, X), output), y)
 
     # backprop

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..kernels import second_order
 from ..losses import Loss
-from .operator import BlockSpec, HessianOperator, NonFiniteError, UnsupportedModelError, _quiet_torch_jit
+from .operator import BlockSpec, HessianOperator, NonFiniteError, _autodiff_limit, _quiet_torch_jit
 
 
 @dataclass(frozen=True)
@@ -67,18 +68,32 @@ def exact_hessian(model: nn.Module, data, loss: str | Loss, *, kind: str = "hess
 def dense_matrix(op: HessianOperator, *, chunk_size: int | None = 256) -> torch.Tensor:
     """The dense matrix of a :class:`HessianOperator` by automatic differentiation (not products)."""
     try:
-        with _quiet_torch_jit():
+        with _quiet_torch_jit(), second_order(op.model):  # double-differentiable kernels (losslab.kernels)
             H = _dense(op, chunk_size)
-    except NotImplementedError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UnsupportedModelError(
-            f"the exact {op.kind} is built with torch.func transforms (jacrev/vmap{', jvp' if op.kind == 'ggn' else ''}), "
-            f"which do not support this model ({first}); use hessian_operator(..., method='double_backward') with "
-            "lanczos/hutchinson/slq instead") from None
+    except (NotImplementedError, RuntimeError) as e:
+        if not _autodiff_limit(e):
+            raise
+        H = _dense_by_products(op, e)
     if not bool(torch.isfinite(H).all()):
         raise NonFiniteError(f"the exact {op.kind} is not finite (NaN/inf): the loss or its gradient is not finite at "
                              "these parameters (a diverged model?) or overflows; use finite parameters or float64")
     return H
+
+
+def _dense_by_products(op: HessianOperator, e: Exception) -> torch.Tensor:
+    """The Hessian column by column, H e_i by double backward, for models torch.func cannot
+    transform (e.g. a custom autograd.Function without ``setup_context``): P products, same
+    matrix. The Gauss-Newton matrix has no such path (it needs forward mode)."""
+    import copy
+
+    if op.kind != "hessian" or not op._works("hessian", "double_backward"):
+        raise op._unsupported(e) from None
+    alt = copy.copy(op)
+    alt.method, alt._cache = "double_backward", {}
+    alt.cache_graph = len(op._batches) == 1
+    eye = torch.eye(op.size, dtype=op.dtype, device=op.device)
+    H = torch.stack([alt.matvec(eye[:, i]) for i in range(op.size)], dim=1)
+    return (H + H.T) / 2
 
 
 def _dense(op: HessianOperator, chunk_size: int | None) -> torch.Tensor:

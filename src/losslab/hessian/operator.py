@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from ..data import iterate_batches
+from ..kernels import second_order
 from ..losses import Loss, get_loss
 from ..params import ParamSpec, eval_mode
 from ..registry import Registry
@@ -106,6 +107,16 @@ def _quiet_torch_jit():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)
         yield
+
+
+# what torch says when a differentiation path is missing for an op (the first line of its error)
+_AUTODIFF_LIMITS = ("forward ad", "forward-mode", "functorch", "torch.func", "derivative for", "not implemented",
+                    "setup_context", "does not support", "once_differentiable", "double backward", "vmap")
+
+
+def _autodiff_limit(e: Exception) -> bool:
+    """Whether ``e`` is torch refusing a differentiation path (not a bug in the model or data)."""
+    return isinstance(e, NotImplementedError) or any(k in str(e).lower() for k in _AUTODIFF_LIMITS)
 
 
 def all_finite(t: torch.Tensor) -> bool:
@@ -272,7 +283,9 @@ class HessianOperator:
         bufs = {n: b.clone() for n, b in self._buffers.items()} if self.train_mode else self._buffers
         from ..adapters import select_output
 
-        with eval_mode(self.model, train=self.train_mode):
+        # every forward (products, gradient, loss, exact Hessian, epsilon-sharpness) records a
+        # graph of double-differentiable kernels (losslab.kernels), caller's settings restored
+        with eval_mode(self.model, train=self.train_mode), second_order(self.model):
             out = functional_call(self.model, {**self._fixed, **p, **bufs}, (X,), strict=False, tie_weights=True)
         return select_output(out, self.output)
 
@@ -282,7 +295,7 @@ class HessianOperator:
     def loss_at(self, theta: torch.Tensor | None = None) -> float:
         """Full-data loss at the flat block vector ``theta`` (default: the operator's point)."""
         p = self._params if theta is None else self.spec.unflatten(theta.to(self.dtype))
-        with torch.no_grad():
+        with torch.no_grad(), second_order(self.model):  # the same attention kernel as the products
             return float(sum(self._batch_loss(p, X, y) for X, y in self._batches))
 
     def gradient(self, theta: torch.Tensor | None = None) -> torch.Tensor:
@@ -291,9 +304,10 @@ class HessianOperator:
 
         p = self._params if theta is None else self.spec.unflatten(theta.to(self.dtype))
         total = torch.zeros(self.size, dtype=self.dtype, device=self.device)
-        for X, y in self._batches:
-            g = grad(lambda q: self._batch_loss(q, X, y))(p)
-            total += self.spec.flatten(g)
+        with second_order(self.model):
+            for X, y in self._batches:
+                g = grad(lambda q: self._batch_loss(q, X, y))(p)
+                total += self.spec.flatten(g)
         return total
 
     # -- products -----------------------------------------------------------------------------
@@ -326,36 +340,71 @@ class HessianOperator:
             "evaluate the curvature at finite, trained parameters, or use dtype=torch.float64")
 
     def _unsupported(self, e: Exception) -> UnsupportedModelError:
+        """The error for a differentiation path torch cannot take on this model. Any advice in it
+        has been followed here first (one product by the alternative): it suggests only what works."""
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if self.kind == "hessian":
-            return UnsupportedModelError(
-                f"method='forward_over_reverse' (torch.func.jvp) does not support this model ({first}); "
-                "LSTM/GRU/RNN kernels have no forward-mode rule: use method='double_backward'")
-        return UnsupportedModelError(
-            f"the Gauss-Newton operator needs forward-mode autodiff (torch.func.jvp), which does not support this model "
-            f"({first}); LSTM/GRU/RNN kernels have no forward-mode rule: use hessian_operator(..., "
-            "method='double_backward') instead")
+            what = f"method={self.method!r} ({'torch.func.jvp over grad' if self.method == 'forward_over_reverse' else 'double backward'})"
+            alts = [("hessian", m) for m in HVP_METHODS.names() if m != self.method]
+        else:
+            what = "the Gauss-Newton operator (torch.func.jvp, forward-mode autodiff)"
+            alts = [("hessian", m) for m in HVP_METHODS.names()]
+        works = [(k, m) for k, m in alts if self._works(k, m)]
+        if works:
+            k, m = works[0]
+            hint = (f"use method={m!r} (checked: it works on this model)" if k == self.kind else
+                    f"use hessian_operator(..., method={m!r}) instead (checked: the Hessian works on this model)")
+        else:
+            hint = ("no other differentiation method works on this model either; make the failing operation "
+                    "differentiable twice (e.g. a custom autograd.Function needs a differentiable backward, plus "
+                    "setup_context and jvp for torch.func)")
+        return UnsupportedModelError(f"{what} does not support this model ({first}); {hint}")
+
+    def _works(self, kind: str, method: str) -> bool:
+        """Whether one product by (kind, method) succeeds on the first batch (for honest advice)."""
+        import copy
+
+        alt = copy.copy(self)
+        alt.kind, alt.method, alt._batches, alt._cache, alt.cache_graph = kind, method, self._batches[:1], {}, False
+        try:
+            with second_order(self.model), _quiet_torch_jit(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                alt._products(torch.ones(self.size, dtype=self.dtype, device=self.device))
+            return True
+        except Exception:  # noqa: BLE001 -- any failure means: do not advise it
+            return False
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """H v for one flat vector v (P,)."""
         v = self._check(v, batched=False)
         self.n_products += 1
+        with second_order(self.model):  # double-differentiable kernels (losslab.kernels); caller's flags restored
+            return self._matvec(v)
+
+    def _matvec(self, v: torch.Tensor) -> torch.Tensor:
+        try:
+            out = self._products(v)
+        except (NotImplementedError, RuntimeError) as e:
+            if not _autodiff_limit(e):
+                raise
+            raise self._unsupported(e) from None
+        return self._finite(out)
+
+    def _products(self, v: torch.Tensor) -> torch.Tensor:
+        """Sum over batches of each batch's product with v (P,), unchecked."""
         if self.kind == "hessian" and self.method == "double_backward":
             vs = self._split(v)
             out = None
             for b, (X, y) in enumerate(self._batches):
                 hv = self._double_backward(b, X, y, vs)
                 out = hv if out is None else out.add_(hv)
-            return self._finite(out)
+            return out
         out = torch.zeros(self.size, dtype=self.dtype, device=self.device)
         vd = self.spec.unflatten(v)
-        try:
-            with _quiet_torch_jit():
-                for X, y in self._batches:
-                    out += self.spec.flatten(self._product_func(X, y, vd))
-        except NotImplementedError as e:
-            raise self._unsupported(e) from None
-        return self._finite(out)
+        with _quiet_torch_jit():
+            for X, y in self._batches:
+                out += self.spec.flatten(self._product_func(X, y, vd))
+        return out
 
     __call__ = matvec
 
@@ -368,9 +417,14 @@ class HessianOperator:
         if self.method == "double_backward" and self.kind == "hessian":
             cols = [self.matvec(V[:, j]) for j in range(k)]
             return torch.stack(cols, dim=1)
+        self.n_products += k
+        with second_order(self.model):
+            return self._matmat(V)
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         from torch.func import vmap
 
-        self.n_products += k
+        k = V.shape[1]
         out = torch.zeros(self.size, k, dtype=self.dtype, device=self.device)
         Vd = self.spec.unflatten(V.T.contiguous())  # dict of (k, *shape)
         try:
@@ -378,7 +432,9 @@ class HessianOperator:
                 for b, (X, y) in enumerate(self._batches):
                     fn = lambda vd, b=b, X=X, y=y: self.spec.flatten(self._product_func(X, y, vd))  # noqa: E731
                     out += vmap(fn, randomness="same")(Vd).T
-        except NotImplementedError as e:
+        except (NotImplementedError, RuntimeError) as e:
+            if not _autodiff_limit(e):
+                raise
             raise self._unsupported(e) from None
         return self._finite(out)
 
