@@ -11,8 +11,21 @@ from conftest import invoke_cli
 from losslab.cli import _common
 from losslab.cli._format import num, value
 
-# a float printed with 7 or more significant digits (what the CLI must not print for people)
-LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{6,}(?![\d])|\d\.\d{6,}e[-+]\d+")
+_FLOAT = re.compile(r"(?<![\w.-])-?(\d+\.\d+)(?:e[-+]\d+)?(?![\w.])")
+
+
+class _LongFloats:
+    """Finds floats printed with more than 5 significant digits (what the CLI must not print for people)."""
+
+    @staticmethod
+    def search(text: str):
+        for m in _FLOAT.finditer(text):
+            if len(m.group(1).replace(".", "").lstrip("0")) > 5:
+                return m
+        return None
+
+
+LONG_FLOAT = _LongFloats()
 
 
 @pytest.fixture
