@@ -15,6 +15,7 @@ import torch
 from losslab.figures import Figure, Grid, Path, Series
 from losslab.report import (Section, figure_csv, figure_from_dict, figure_to_dict, plotly_spec, save_section,
                             to_plotly, trajectory_figures, write_index, write_page, write_report, write_static)
+from losslab.report.binary import ArrayTable, resolve
 from losslab.report.plotly_render import path_z
 
 EVIL = "<script>alert(1)</script>"
@@ -122,6 +123,11 @@ def _embedded(text: str, ident: str):
     return json.loads(m.group(1))
 
 
+def _data(text: str, fid: str):
+    """A figure's download data as the page's script decodes it (arrays resolved)."""
+    return resolve(_embedded(text, f"{fid}-data"), _embedded(text, "page-arrays"))
+
+
 def test_html_escapes_user_text_and_embeds_data(tmp_path):
     page = write_page(EVIL, [Section("s", EVIL, f"text {EVIL}", figures=tuple(_figs()), summary={EVIL: 1.0},
                                      checks={EVIL: True}, error=f"error {EVIL}")], tmp_path / "r.html")
@@ -129,12 +135,21 @@ def test_html_escapes_user_text_and_embeds_data(tmp_path):
     assert EVIL not in text
     assert html.escape(EVIL) in text
     assert "</script>alert" not in text
-    # every <script> tag is ours: plotly.js, the template, 3 data blocks per figure, the page code
-    assert text.count("<script") == 1 + 1 + 3 * len(_figs()) + 1
-    # the download payloads parse back to the exact data
-    data = _embedded(text, "f0-0-json")
-    assert data["title"] == EVIL and data["series"][0]["y"] == [3.0, None, 1.0, 0.5]
-    assert _embedded(text, "f0-0-csv") == figure_csv(_figs()[0])
+    # every <script> tag is ours: plotly.js, the template, the array table, spec + data per figure, the page code
+    assert text.count("<script") == 1 + 1 + 1 + 2 * len(_figs()) + 1
+    # the download payload resolves to the exact data (float64, NaN kept), arrays stored once
+    blobs = _embedded(text, "page-arrays")
+    data = resolve(_embedded(text, "f0-0-data"), blobs)
+    assert data["title"] == EVIL
+    np.testing.assert_array_equal(data["series"][0]["y"], [3.0, np.nan, 1.0, 0.5])
+    # stored as float32 only where float32 holds the values exactly (these do), else float64
+    assert data["series"][0]["y"].dtype in (np.float32, np.float64)
+    tab = ArrayTable()
+    r = tab.ref(np.array([0.1, 1 / 3]))
+    assert resolve(r, tab.blobs).dtype == np.float64 and resolve(r, tab.blobs).tolist() == [0.1, 1 / 3]
+    spec = _embedded(text, "f0-1-spec")  # the contour: its grid is the same array as in its data
+    assert spec["data"][0]["z"] == _embedded(text, "f0-1-data")["grid"]["z"]
+    assert len({b["bdata"] for b in blobs}) == len(blobs)  # no array stored twice
     assert 'class="error"' in text and 'class="step-slider"' in text
     assert "cdn" not in text.lower() and "https://" not in text
 
@@ -251,7 +266,7 @@ def test_store_reports_and_index_escape_names(tmp_path):
     assert (page.parent / "plotly.min.js").exists()
     # a stored section comes back with its figures
     (p2,) = write_report(sid, store=st)
-    assert _embedded(p2.read_text(), "f0-0-json")["paths"][0]["x"] == [-1.0, 0.0, 0.5]
+    assert _data(p2.read_text(), "f0-0")["paths"][0]["x"].tolist() == [-1.0, 0.0, 0.5]
     # the study report has one section per run; png writes one file per figure
     (p3,) = write_report("study <b>1</b>", store=st)
     assert p3.read_text().count('<section ') == 2
@@ -364,4 +379,4 @@ def test_stored_experiment_run_is_reported(tmp_path):
     text = page.read_text()
     assert html.escape(f"Toy {EVIL}") in text and EVIL not in text
     assert "✔ x is 2" in text and "Claim: a claim" in text
-    assert _embedded(text, "f0-0-json")["paths"][1]["x"] == [1.0, 0.5]
+    assert _data(text, "f0-0")["paths"][1]["x"].tolist() == [1.0, 0.5]

@@ -11,8 +11,11 @@ from losslab.tour import CHAPTERS, ORDER, Chapter, run_tour, tour_order
 
 
 def test_chapter_order_covers_the_story():
-    assert ORDER[:2] == ["random_guessing", "seven_point_bowl"] and ORDER[-1] == "gradient_check"
-    assert {"optimizers", "flat_vs_sharp", "overfitting", "saddles", "deep_linear", "rnn_vs_lstm",
+    # the story: why guessing fails and how lonely high dimensions are, then the cost functions and
+    # gradient descent on the seven points, ..., and the gradient check last
+    assert ORDER[:4] == ["random_guessing", "curse_of_dimensionality", "cost_functions", "seven_point_bowl"]
+    assert ORDER[-1] == "gradient_check"
+    assert {"dln_balance", "optimizers", "flat_vs_sharp", "overfitting", "saddles", "deep_linear", "rnn_vs_lstm",
             "gradient_check", "edge_of_stability"} <= set(ORDER)
     assert set(tour_order(quick=True)) == set(ORDER) - {"edge_of_stability"}
 

@@ -14,6 +14,15 @@ import numpy as np
 
 FIGURE_KINDS = ("lines", "contour", "surface", "histogram", "bars", "heatmap", "scatter")
 
+#: the default colour cycle (plotly's/matplotlib's tab10, reordered so neighbours differ)
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
+          "#7f7f7f")
+
+#: one colour per meaning, for figures whose curves play roles (a chapter uses the same
+#: colour for a role in every figure): green converges well, red is too large/diverges
+ROLE_COLORS = {"small": "#1f77b4", "good": "#2ca02c", "too large": "#d62728", "train": "#1f77b4",
+               "validation": "#ff7f0e", "test": "#9467bd", "reference": "#444444"}
+
 
 @dataclass(frozen=True)
 class Series:
@@ -27,6 +36,7 @@ class Series:
     band_hi: np.ndarray | None = None
     mode: str = "lines"
     dash: bool = False
+    color: str | None = None  # None: by name, the same in every figure of a report section
 
 
 @dataclass(frozen=True)
@@ -50,13 +60,16 @@ class Path:
     z: np.ndarray | None = None
     steps: np.ndarray | None = None
     off_plane: np.ndarray | None = None
+    color: str | None = None
 
 
 @dataclass(frozen=True)
 class Figure:
     """One figure: ``kind`` in FIGURE_KINDS; ``caption`` says what it shows and what was
     measured; ``table`` holds the numbers shown beside it; ``slider`` adds a step slider that
-    moves a point along each path."""
+    moves a point along each path. ``hline_series`` names, per reference line, the series it
+    belongs to (drawn in that series' colour; "" for none). ``facets`` (bars): one small
+    panel with its own y axis per category, for measures in different units."""
 
     key: str
     title: str
@@ -73,9 +86,14 @@ class Figure:
     log_y: bool = False
     slider: bool = False
     hlines: tuple[tuple[str, float], ...] = ()  # (label, y) reference lines, e.g. ("2/lr", 40.0)
+    hline_series: tuple[str, ...] = ()
+    facets: bool = False
 
     def __post_init__(self):
         if self.kind not in FIGURE_KINDS:
             raise ValueError(f"unknown figure kind {self.kind!r}; valid: {', '.join(FIGURE_KINDS)}")
         if self.kind in ("contour", "surface", "heatmap") and self.grid is None:
             raise ValueError(f"a {self.kind} figure needs a grid")
+        if self.hline_series and len(self.hline_series) != len(self.hlines):
+            raise ValueError(f"hline_series names the series of each reference line: expected {len(self.hlines)} "
+                             f"names (one per hline, '' for none), got {len(self.hline_series)}")

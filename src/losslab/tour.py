@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .figures import Figure, Grid, Path as FigPath, Series
+from .figures import ROLE_COLORS, Figure, Grid, Path as FigPath, Series
 from .registry import Registry
 
 
@@ -210,9 +210,11 @@ def _seven_point_bowl(quick: bool, seed: int) -> ChapterResult:
         S = tr.snapshots  # (K, 2)
         w, b = S[:, iw], S[:, ib]
         z = _bowl_loss(w, b, x, y)
-        paths.append(FigPath(f"lr={lr:.4g} ({label.split(':')[0]})", w, b, z, tr.snapshot_steps, None))
+        role = label.split(":")[0]  # one colour per role in every figure of the chapter
+        paths.append(FigPath(f"lr={lr:.4g} ({role})", w, b, z, tr.snapshot_steps, None, color=ROLE_COLORS[role]))
         excess = np.maximum(z - l_star, 1e-300)
-        loss_series.append(Series(f"{label} (lr={lr:.4g})", tr.snapshot_steps.astype(float), excess))
+        loss_series.append(Series(f"{label} (lr={lr:.4g})", tr.snapshot_steps.astype(float), excess,
+                                  color=ROLE_COLORS[role]))
         key = label.split(":")[0].replace(" ", "_")
         arrays.update({f"{key}/steps": tr.snapshot_steps, f"{key}/w": w, f"{key}/b": b, f"{key}/loss": z})
         statuses[label] = tr.status
@@ -234,7 +236,7 @@ def _seven_point_bowl(quick: bool, seed: int) -> ChapterResult:
     p3 = paths[2]
     out_of_window = np.flatnonzero((p3.x < gw[0]) | (p3.x > gw[-1]) | (p3.y < gb[0]) | (p3.y > gb[-1]))
     shown = len(p3.x) if not len(out_of_window) else int(out_of_window[0]) + 1
-    paths[2] = FigPath(p3.name, p3.x[:shown], p3.y[:shown], p3.z[:shown], p3.steps[:shown], None)
+    paths[2] = FigPath(p3.name, p3.x[:shown], p3.y[:shown], p3.z[:shown], p3.steps[:shown], None, color=p3.color)
     table["too large: steps drawn before leaving the window"] = shown - 1
     summary = {"lambda_max": lam_max, "lambda_min": lam_min, "condition number": lam_max / lam_min,
                "2/lambda_max": 2 / lam_max, "OLS slope w*": float(theta_star[0]), "OLS intercept b*": float(theta_star[1]),

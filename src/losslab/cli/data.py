@@ -6,6 +6,17 @@ from typing import List, Optional
 import typer
 
 from ._common import JsonOpt, emit_json, out, parse_options
+from ._format import print_table, value
+
+
+def describe(name: str) -> str:
+    """A dataset's description: the first paragraph of its docstring, whole (the registry keeps only
+    the first line, which can stop mid-sentence), as one line."""
+    from ..data import DATASETS
+
+    doc = (getattr(DATASETS.get(name), "__doc__", None) or "").strip()
+    para = " ".join(doc.split("\n\n")[0].split())
+    return para.replace("``", "") or DATASETS.describe().get(name, "")
 
 
 def _summary(splits) -> dict:
@@ -32,16 +43,16 @@ def register(app: typer.Typer) -> None:
 
         from ..data import DATASETS
 
-        docs = DATASETS.describe()
+        docs = {k: describe(k) for k in DATASETS.names()}
         if json_:
             emit_json(docs)
             return
         t = Table(title="datasets")
-        t.add_column("name", style="bold")
-        t.add_column("description")
+        t.add_column("name", style="bold", no_wrap=True)
+        t.add_column("description", overflow="fold")
         for k, v in docs.items():
             t.add_row(k, v)
-        out.print(t)
+        print_table(out, t)
 
     @data_app.command("show")
     def show_cmd(
@@ -53,7 +64,7 @@ def register(app: typer.Typer) -> None:
         """Shapes, task and split sizes of one dataset."""
         from rich.table import Table
 
-        from ..data import load
+        from ..data import DATASETS, load
 
         s = _summary(load(name, seed=seed, **parse_options(opt)))
         if json_:
@@ -61,7 +72,9 @@ def register(app: typer.Typer) -> None:
             return
         ncls = f", {s['n_classes']} classes" if s["n_classes"] else ""
         out.print(f"[bold]{s['name']}[/]: {s['task']}{ncls}, in_dim {s['in_dim']}, out_dim {s['out_dim']}, "
-                  f"default loss {s['default_loss']}")
+                  f"default loss {s['default_loss']}", highlight=False, soft_wrap=True)
+        if name in DATASETS:
+            out.print(describe(name), highlight=False, soft_wrap=True, markup=False)
         t = Table()
         for c in ("split", "n", "X shape", "y shape", "X dtype", "y dtype"):
             t.add_column(c)
@@ -70,9 +83,8 @@ def register(app: typer.Typer) -> None:
                 t.add_row(k, "0", "-", "-", "-", "-")
             else:
                 t.add_row(k, str(v["n"]), str(tuple(v["X_shape"])), str(tuple(v["y_shape"])), v["X_dtype"], v["y_dtype"])
-        out.print(t)
-        short = {k: v for k, v in s["meta"].items() if len(repr(v)) < 200}
-        if short:
-            out.print("meta: " + ", ".join(f"{k}={v}" for k, v in short.items()), highlight=False)
+        print_table(out, t)
+        if s["meta"]:
+            out.print("meta: " + value(s["meta"]), highlight=False, soft_wrap=True, markup=False)
 
     app.add_typer(data_app, name="data")

@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from ._common import JsonOpt, StoreOpt, console, emit_json, parse_options, store_path
+from ._format import flat_items, num, value
 
 QuickOpt = typer.Option(False, "--quick", help="Small sizes that run in seconds (CI, tour).")
 SeedOpt = typer.Option(0, "--seed", help="Random seed.")
@@ -41,12 +42,18 @@ def _run(name: str, quick: bool, seed: int, json_out: bool, store: Optional[Path
                    "passed": result.passed, "settings": result.settings, "wall_time": result.wall_time,
                    "run_id": run_id, "store": str(where) if where else None})
         return
-    from rich.pretty import Pretty
+    from rich.markup import escape
+    from rich.table import Table
 
-    console.print(f"[bold]{result.title}[/]  ({result.wall_time:.1f} s)")
+    console.print(f"[bold]{escape(result.title)}[/]  ({num(result.wall_time)} s)", highlight=False)
     for claim, ok in result.checks.items():
-        console.print(f"  {'[green]PASS[/]' if ok else '[red]FAIL[/]'} {claim}", highlight=False)
-    console.print(Pretty(result.summary))
+        console.print(f"  {'[green]PASS[/]' if ok else '[red]FAIL[/]'} {escape(claim)}", highlight=False)
+    t = Table(title="measured", show_header=False, title_justify="left")
+    t.add_column("quantity", style="bold", overflow="fold")
+    t.add_column("value", overflow="fold")
+    for k, v in flat_items(result.summary):
+        t.add_row(escape(k), escape(value(v)))
+    console.print(t)
     if run_id:
         console.print(f"stored as run [bold]{run_id}[/] in {where}", highlight=False)
 

@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from ._common import JsonOpt, console, emit_json, out, parse_options, store_path
+from ._format import print_table, whole_column
 
 
 def _fill_dims(model: str, opts: dict, splits) -> dict:
@@ -84,15 +85,16 @@ def register(app: typer.Typer) -> None:
             emit_json(result)
         else:
             t = Table(title=f"gradcheck {model} on {data} ({loss_name}, {d.n} examples, eps={eps:g})")
-            for c, j in (("tensor", "left"), ("shape", "left"), ("checked", "right"), ("max abs err", "right"),
+            whole_column(t, "tensor", [c.name for c in res.tensors])  # parameter names are never cut
+            for c, j in (("shape", "left"), ("checked", "right"), ("max abs err", "right"),
                          ("max rel err", "right"), ("grad scale", "right"), ("", "left")):
-                t.add_column(c, justify=j)
+                t.add_column(c, justify=j, no_wrap=True)
             for c in res.tensors:
                 ok = c.max_rel_err <= tol
                 t.add_row(c.name, "x".join(map(str, c.shape)) or "()", f"{c.n_checked}/{c.n_total}",
                           f"{c.max_abs_err:.2e}", f"{c.max_rel_err:.2e}", f"{c.grad_scale:.2e}",
                           "[green]ok[/]" if ok else "[bold red]FAIL[/]")
-            out.print(t)
+            print_table(out, t)
             verdict = "[bold green]PASSED[/]" if res.passed else "[bold red]FAILED[/]"
             out.print(f"{verdict}: max relative error {res.max_rel_err:.2e} (tol {tol:g}); "
                       f"relative error = max|g_bp - g_fd| / max(max|g_bp|, max|g_fd|, "

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from ._common import JsonOpt, StoreOpt, console, emit_json, open_store_or_fail, out, warn
+from ._format import num, print_table, value, whole_column
 
 _LS_METRICS = ("final_train_loss", "final_val_loss", "final_val_acc", "lambda_max", "loss_min")
 
@@ -16,11 +17,9 @@ _LS_METRICS = ("final_train_loss", "final_val_loss", "final_val_acc", "lambda_ma
 def _fmt(v) -> str:
     if v is None:
         return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
     if isinstance(v, (dict, list)):
-        return json.dumps(v, separators=(",", ":"))
-    return str(v)
+        return json.dumps(v, separators=(",", ":")) if len(json.dumps(v)) <= 60 else value(v)
+    return num(v)
 
 
 def _when(t) -> str:
@@ -69,13 +68,14 @@ def _ls(store, status, name, kind, study, where, limit, json_):
         emit_json([r.to_dict() for r in recs])
         return
     t = Table(title=f"runs in {st.path} ({len(recs)})")
-    for col in ("id", "name", "kind", "status", "created", "wall s", "metric"):
+    whole_column(t, "id", [r.id for r in recs])  # ids are copied: never wrapped or cut
+    for col in ("name", "kind", "status", "created", "wall s", "metric"):
         t.add_column(col, overflow="fold")
     for r in recs:
         metric = next(((k, r.summary[k]) for k in _LS_METRICS if r.summary.get(k) is not None), None)
         t.add_row(r.id, r.name, r.kind, r.status, _when(r.created), _fmt(r.wall_time),
                   f"{metric[0]}={_fmt(metric[1])}" if metric else "")
-    out.print(t)
+    print_table(out, t)
 
 
 def register(app: typer.Typer) -> None:
@@ -133,14 +133,14 @@ def register(app: typer.Typer) -> None:
             t.add_row(k, _fmt(getattr(rec, k)))
         t.add_row("created", _when(rec.created))
         t.add_row("finished", _when(rec.finished))
-        t.add_row("wall time", f"{rec.wall_time:.3f} s" if rec.wall_time else "-")
+        t.add_row("wall time", f"{num(rec.wall_time)} s" if rec.wall_time else "-")
         t.add_row("versions", _fmt(rec.versions))
         for k, v in rec.settings.items():
             t.add_row(f"settings.{k}", _fmt(v))
         for k, v in rec.summary.items():
             t.add_row(f"summary.{k}", _fmt(v))
         t.add_row("arrays", ", ".join(f"{k} {tuple(s)}" for k, s in arrays.items()) or "-")
-        out.print(t)
+        print_table(out, t)
         if problem:
             console.print(f"[bold red]problem:[/] {problem}", highlight=False)
 
@@ -161,13 +161,13 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"{len(cmp['ids'])} runs")
         t.add_column("", style="bold")
         for i, n in zip(cmp["ids"], cmp["names"]):
-            t.add_column(f"{i[:12]}\n{n}", overflow="fold")
+            t.add_column(f"{i}\n{n}", overflow="fold", min_width=len(i))
         t.add_row("status", *cmp["status"])
         for k, vals in cmp["settings"].items():
             t.add_row(f"settings.{k}", *[_fmt(v) for v in vals])
         for k, vals in cmp["summary"].items():
             t.add_row(k, *[_fmt(v) for v in vals])
-        out.print(t)
+        print_table(out, t)
 
     @runs_app.command("rm")
     def rm_cmd(run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids (or unique prefixes) to delete."),
@@ -211,12 +211,13 @@ def register(app: typer.Typer) -> None:
             emit_json([{**{k: v for k, v in s.to_dict().items() if k != "spec"}, "runs": counts[s.id]} for s in studies])
             return
         t = Table(title=f"studies in {st.path}")
-        for col in ("id", "name", "spec", "status", "units", "runs", "created", "message"):
+        whole_column(t, "id", [s.id for s in studies])
+        for col in ("name", "spec", "status", "units", "runs", "created", "message"):
             t.add_column(col, overflow="fold")
         for s in studies:
             t.add_row(s.id, s.name, s.spec_hash[:8], s.status, _fmt(s.n_units), str(counts[s.id]), _when(s.created),
                       s.message or "")
-        out.print(t)
+        print_table(out, t)
 
     @runs_app.command("reindex")
     def reindex_cmd(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from ._common import JsonOpt, StoreOpt, check_store_writable, console, emit_json, out, parse_options, progress
+from ._format import num
 
 
 def register(app: typer.Typer) -> None:
@@ -94,11 +95,13 @@ def register(app: typer.Typer) -> None:
                        "summary": summary})
         else:
             colour = {"completed": "green", "interrupted": "yellow", "diverged": "red"}.get(traj.status, "white")
-            out.print(f"run [bold]{rid}[/] [{colour}]{traj.status}[/] in {traj.wall_time:.2f} s: final train loss "
-                      f"{summary['final_train_loss']}"
-                      + (f", val loss {summary['final_val_loss']:.4g}" if summary.get("final_val_loss") is not None else "")
-                      + (f" ({traj.message})" if traj.message else ""), highlight=False)
-            out.print(f"saved to {st.path} (see `losslab runs show {rid[:15]}`)", highlight=False)
+            out.print(f"run [bold]{rid}[/] [{colour}]{traj.status}[/] in {num(traj.wall_time)} s: final train loss "
+                      f"{num(summary['final_train_loss'])}"
+                      + (f", val loss {num(summary['final_val_loss'])}" if summary.get("final_val_loss") is not None else "")
+                      + (f", val accuracy {num(summary['final_val_acc'])}" if summary.get("final_val_acc") is not None
+                         else "")
+                      + (f" ({traj.message})" if traj.message else ""), highlight=False, soft_wrap=True)
+            out.print(f"saved to {st.path} (see `losslab runs show {rid}`)", highlight=False, soft_wrap=True)
         if traj.status == "interrupted":
             console.print("[yellow]interrupted: the run was saved with what it had[/]")
             raise SystemExit(130)  # typer.Exit codes are dropped by run_app (standalone_mode=False)

@@ -317,12 +317,13 @@ def run(*, quick: bool = False, seed: int = 0, n: int | None = None, hidden: int
                         f"barrier on the train loss {it.barrier.height:.3g}."),
                table=interp_tab),
         Figure(key="sharpness", title="Sharpness measures at the two solutions", kind="bars", x_label="measure",
-               y_label="value",
-               series=tuple(Series(lab, np.arange(len(names)), np.asarray([summary[f"{x}_{k}"] for k in names]))
+               y_label="value", facets=True,  # one panel per measure: their units differ
+               series=tuple(Series(lab, np.asarray(["lambda_max (Lanczos)", "trace of H (Hutchinson)", "epsilon-sharpness",
+                                                  "its first-order part", "test accuracy"]), np.asarray([summary[f"{x}_{k}"] for k in names]))
                             for lab, x in zip(palette, (s, l))),
                caption="Measured lambda_max (Lanczos), tr H (Hutchinson), epsilon-sharpness (eps = "
                        f"{epsilon:g}, Keskar Metric 2.1), its first-order part 100 eps sum |g_i|(|theta_i|+1)/(1+L) and "
-                       "test accuracy; bars in the order " + ", ".join(names) + ". epsilon-sharpness is reported, not "
+                       "test accuracy, one panel (own y axis) each. epsilon-sharpness is reported, not "
                        "checked: its box scales with |theta_i| + 1 (not reparametrization-invariant) and at this eps "
                        "it is dominated by the gradient left at a point stopped at a loss level.",
                table={f"{a}_{k}": summary[f"{a}_{k}"] for a in (s, l) for k in names + ("grad_norm", "param_norm")}),
@@ -350,7 +351,7 @@ def run(*, quick: bool = False, seed: int = 0, n: int | None = None, hidden: int
                       for k in ("slice_rise_half_span", "slice_rise_half_span_std")}),
         Figure(key="lr_sharpness", title="Full-batch GD: lambda_max during training at several learning rates",
                kind="lines", x_label="step", y_label="lambda_max", log_y=True, series=lr_series,
-               hlines=tuple((f"2/lr, lr {r:g}", 2 / r) for r in lrs),
+               hlines=tuple((f"2/lr, lr {r:g}", 2 / r) for r in lrs), hline_series=tuple(ser.name for ser in lr_series),
                caption=(f"lambda_max (Lanczos) every {sharpness_every} steps; dashed lines 2/lr, the largest curvature "
                         f"GD at lr is stable on (Cohen et al. 2021). At train loss {target_loss}: " +
                         ", ".join(f"lr {r:g}: lambda_max {v:.3g} (2/lr {2 / r:.3g}), test acc {a:.3f}"

@@ -25,8 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..figures import Figure
-from .plotly_render import plotly_js, plotly_spec, plotly_template
-from .serialize import figure_csv, figure_to_dict, jsonable
+from .assets import CSS, JS
+from .binary import ArrayTable
+from .plotly_render import plotly_js, plotly_spec, plotly_template, section_colors
+from .serialize import figure_to_dict, jsonable
 
 PLOTLY_FILE = "plotly.min.js"
 
@@ -71,15 +73,28 @@ def embed_json(obj: Any) -> str:
     return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+#: significant digits in the page's tables (the full value is in the cell's tooltip and the downloads)
+TABLE_DIGITS = 4
+
+
+def num(f: float, digits: int = TABLE_DIGITS) -> str:
+    """A float with ``digits`` significant digits, without exponent clutter for ordinary sizes."""
+    if not math.isfinite(f):
+        return str(f)
+    return f"{f:.{digits}g}"
+
+
+def seconds(t: float) -> str:
+    """A duration with 3 significant digits ("0.0123 s", "12.3 s", "1234 s")."""
+    return f"{t:.0f} s" if abs(t) >= 1000 else f"{t:.3g} s"
+
+
 def fmt(v: Any) -> str:
-    """A value for a table cell (already escaped)."""
+    """A value for a table cell (already escaped): floats with 4 significant digits."""
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if not math.isfinite(f):
-            return esc(f)
-        return esc(f"{f:.6g}")
+        return esc(num(float(v)))
     if isinstance(v, (int, np.integer)):
         return esc(int(v))
     if isinstance(v, np.ndarray):
@@ -99,6 +114,14 @@ def fmt(v: Any) -> str:
     return esc(v)
 
 
+def _cell(v: Any) -> str:
+    """A <td>: a float rounded for reading carries its full value as a tooltip."""
+    if isinstance(v, (float, np.floating)) and not isinstance(v, bool) and math.isfinite(float(v)) \
+            and num(float(v)) != repr(float(v)):
+        return f'<td title="{esc(repr(float(v)))}">{fmt(v)}</td>'
+    return f"<td>{fmt(v)}</td>"
+
+
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
     rows = []
     for k, v in d.items():
@@ -110,12 +133,24 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def table_html(d: dict, *, cls: str = "numbers", caption: str | None = None) -> str:
+#: tables longer than this are folded away (a <details> closed by default) with their row count
+OPEN_ROWS = 12
+
+
+def table_html(d: dict, *, cls: str = "numbers", caption: str | None = None, fold: bool | None = None) -> str:
+    """A key/value table; folded into a closed <details> when ``fold`` (default: longer than
+    ``OPEN_ROWS`` rows), with the caption and row count as its summary."""
     if not d:
         return ""
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{fmt(v)}</td></tr>" for k, v in _flatten(d))
+    flat = _flatten(d)
+    rows = "".join(f"<tr><th>{esc(k)}</th>{_cell(v)}</tr>" for k, v in flat)
+    fold = len(flat) > OPEN_ROWS if fold is None else fold
+    if fold:
+        label = f"{caption or 'numbers'} ({len(flat)} rows)"
+        return (f'<details class="table {cls}"><summary>{esc(label)}</summary><div class="tablewrap">'
+                f'<table class="{cls}"><tbody>{rows}</tbody></table></div></details>')
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f'<table class="{cls}">{cap}<tbody>{rows}</tbody></table>'
+    return f'<div class="tablewrap"><table class="{cls}">{cap}<tbody>{rows}</tbody></table></div>'
 
 
 def paragraphs(text: str) -> str:
@@ -164,11 +199,16 @@ def auto_table(fig: Figure) -> dict[str, Any]:
     return t
 
 
-def figure_html(fig: Figure, fid: str) -> str:
-    """One figure block: plot div, caption, numbers table, settings, download buttons."""
-    spec = plotly_spec(fig)
-    csv_text = figure_csv(fig)
-    data = figure_to_dict(fig)
+def figure_html(fig: Figure, fid: str, *, arrays: ArrayTable | None = None, colors: dict[str, str] | None = None) -> str:
+    """One figure block: plot div, caption, numbers table, settings, download buttons.
+
+    With ``arrays`` (the page's :class:`ArrayTable`) the figure's numbers are stored there once,
+    in binary, and the CSV is written by the page when its button is pressed; without it the
+    spec, the CSV text and the JSON data are embedded as text (three blocks)."""
+    own = arrays is None
+    arrays = ArrayTable() if own else arrays
+    spec = plotly_spec(fig, arrays=arrays, colors=colors)
+    data = figure_to_dict(fig, arrays=arrays)
     base = _slug(fig.key)
     slider = ""
     if spec["slider"]:
@@ -180,20 +220,20 @@ def figure_html(fig: Figure, fid: str) -> str:
                   f'<output id="{fid}-step">{esc(first)}</output></div>')
     table = (table_html(fig.table, caption="numbers shown") or table_html(auto_table(fig), caption="numbers shown")
              or '<p class="muted">no numbers</p>')
-    settings = table_html(fig.settings, cls="settings")
+    settings = table_html(fig.settings, cls="settings", fold=False)
     settings_html = f"<details><summary>settings</summary>{settings}</details>" if settings else ""
+    blobs = (f'<script type="application/json" id="{fid}-arrays">{embed_json(arrays.blobs)}</script>' if own else "")
     return (
         f'<figure class="fig" id="{fid}-block" data-key="{esc(fig.key)}">'
         f'<div class="plotcol"><div class="plot" id="{fid}"></div>{slider}'
         f'<figcaption>{paragraphs(fig.caption)}</figcaption></div>'
         f'<div class="side">{table}{settings_html}'
-        f'<div class="downloads"><button type="button" class="dl" data-src="{fid}-csv" data-name="{esc(base)}.csv" '
-        f'data-type="text/csv">download CSV</button> '
-        f'<button type="button" class="dl" data-src="{fid}-json" data-name="{esc(base)}.json" '
+        f'<div class="downloads"><button type="button" class="dl" data-fig="{fid}" data-format="csv" '
+        f'data-name="{esc(base)}.csv" data-type="text/csv">download CSV</button> '
+        f'<button type="button" class="dl" data-fig="{fid}" data-format="json" data-name="{esc(base)}.json" '
         f'data-type="application/json">download JSON</button></div></div>'
         f'<script type="application/json" id="{fid}-spec">{embed_json(spec)}</script>'
-        f'<script type="application/json" id="{fid}-csv">{embed_json(csv_text)}</script>'
-        f'<script type="application/json" id="{fid}-json">{embed_json(data)}</script>'
+        f'<script type="application/json" id="{fid}-data">{embed_json(data)}</script>{blobs}'
         f'</figure>'
     )
 
@@ -209,12 +249,15 @@ def _section_ids(sections: Sequence[Section]) -> list[str]:
     return ids
 
 
-def section_html(sec: Section, index: int, sid: str | None = None) -> str:
+def section_html(sec: Section, index: int, sid: str | None = None, *, arrays: ArrayTable | None = None) -> str:
+    """A chapter: its title and text (the claim), the checks, the figures, and then, folded away,
+    the raw measured numbers and the settings. Every figure of a section uses one colour per
+    meaning (:func:`section_colors`)."""
     parts = [f'<section id="{esc(sid or _slug(sec.key))}" class="chapter" data-key="{esc(sec.key)}">',
              f"<h2>{esc(sec.title)}</h2>"]
     meta = []
     if sec.wall_time is not None:
-        meta.append(f"{sec.wall_time:.2f} s")
+        meta.append(seconds(sec.wall_time))
     if sec.note:
         meta.append(sec.note)
     if meta:
@@ -228,83 +271,16 @@ def section_html(sec: Section, index: int, sid: str | None = None) -> str:
         items = "".join(f'<li class="{"ok" if ok else "bad"}">{"✔" if ok else "✘"} {esc(c)}</li>'
                         for c, ok in sec.checks.items())
         parts.append(f'<ul class="checks">{items}</ul>')
-    if sec.summary:
-        parts.append(table_html(sec.summary, cls="summary", caption="measured"))
-    if sec.settings:
-        parts.append(f"<details><summary>settings</summary>{table_html(sec.settings, cls='settings')}</details>")
+    colors = section_colors(sec.figures)
     for j, fig in enumerate(sec.figures):
-        parts.append(figure_html(fig, f"f{index}-{j}"))
+        parts.append(figure_html(fig, f"f{index}-{j}", arrays=arrays, colors=colors))
+    if sec.summary:
+        parts.append(table_html(sec.summary, cls="summary", caption="all measured numbers", fold=True))
+    if sec.settings:
+        parts.append(f"<details><summary>settings</summary>{table_html(sec.settings, cls='settings', fold=False)}"
+                     f"</details>")
     parts.append("</section>")
     return "".join(parts)
-
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:1em 2em;color:#222}
-h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
-nav ul{columns:2;font-size:.95em} .meta{color:#666;font-size:.9em}
-figure.fig{display:flex;flex-wrap:wrap;gap:1em;margin:1.2em 0;padding:.8em;border:1px solid #e4e4e4;border-radius:6px}
-.plotcol{flex:3 1 560px;min-width:0} .side{flex:1 1 280px;font-size:.85em;overflow:auto;max-height:640px}
-.plot{width:100%;min-height:300px} figcaption{color:#333;font-size:.92em}
-table{border-collapse:collapse;margin:.4em 0} th,td{border-bottom:1px solid #eee;padding:2px 8px;text-align:left;vertical-align:top}
-th{font-weight:600;color:#444} caption{text-align:left;font-weight:600;color:#666;font-size:.9em}
-table.summary{font-size:.9em} .error{background:#fdecea;color:#b00020;border:1px solid #b00020;border-radius:5px;padding:.6em 1em}
-.error pre{white-space:pre-wrap;margin:.3em 0 0 0;font-size:.85em;color:#b00020}
-ul.checks{list-style:none;padding-left:0} li.ok{color:#1b7a1b} li.bad{color:#b00020}
-.downloads button,.slider button{margin:.3em .3em 0 0;padding:3px 10px;border:1px solid #aaa;background:#f6f6f6;border-radius:4px;cursor:pointer}
-.slider{display:flex;align-items:center;gap:.6em;margin:.3em 0} .slider input{width:320px;vertical-align:middle}
-.muted{color:#999} .plot-error{color:#b00020;padding:1em;border:1px dashed #b00020}
-"""
-
-JS = r"""
-(function(){
-  function parse(id){ return JSON.parse(document.getElementById(id).textContent); }
-  var divs = document.querySelectorAll('div.plot');
-  if (typeof Plotly === 'undefined') {
-    divs.forEach(function(d){ d.innerHTML = '<p class="plot-error">plotly.js did not load (expected plotly.min.js beside this page); rebuild the report with --standalone to inline it.</p>'; });
-    return;
-  }
-  var template = parse('plotly-template');
-  divs.forEach(function(div){
-    var spec = parse(div.id + '-spec');
-    spec.layout.template = template;
-    Plotly.newPlot(div, spec.data, spec.layout, {responsive: true, displaylogo: false});
-    var sl = spec.slider;
-    if (!sl) return;
-    var input = document.getElementById(div.id + '-slider');
-    var out = document.getElementById(div.id + '-step');
-    function show(i){
-      var upd = {x: [], y: []}, three = sl.points[0].z !== null;
-      if (three) upd.z = [];
-      sl.points.forEach(function(p){ upd.x.push([p.x[i]]); upd.y.push([p.y[i]]); if (three) upd.z.push([p.z[i]]); });
-      Plotly.restyle(div, upd, sl.traces);
-      out.textContent = sl.steps[i];
-    }
-    input.addEventListener('input', function(){ show(parseInt(input.value, 10)); });
-    var play = document.querySelector('button.play[data-for="' + div.id + '"]'), timer = null;
-    play.addEventListener('click', function(){
-      if (timer) { clearInterval(timer); timer = null; play.textContent = '▶ play'; return; }
-      play.textContent = '❚❚ pause';
-      if (parseInt(input.value, 10) >= sl.steps.length - 1) input.value = 0;
-      timer = setInterval(function(){
-        var i = parseInt(input.value, 10) + 1;
-        if (i >= sl.steps.length) { clearInterval(timer); timer = null; play.textContent = '▶ play'; return; }
-        input.value = i; show(i);
-      }, 80);
-    });
-  });
-  document.querySelectorAll('button.dl').forEach(function(b){
-    b.addEventListener('click', function(){
-      var v = parse(b.dataset.src);
-      var text = typeof v === 'string' ? v : JSON.stringify(v, null, 1);
-      var blob = new Blob([text], {type: b.dataset.type});
-      var a = document.createElement('a');
-      a.href = URL.createObjectURL(blob); a.download = b.dataset.name;
-      document.body.appendChild(a); a.click();
-      setTimeout(function(){ URL.revokeObjectURL(a.href); a.remove(); }, 1000);
-    });
-  });
-})();
-"""
 
 
 def render_page(page: Page, *, standalone: bool = False, plotly_src: str = PLOTLY_FILE) -> str:
@@ -318,7 +294,8 @@ def render_page(page: Page, *, standalone: bool = False, plotly_src: str = PLOTL
     links = ""
     if page.links:
         links = '<p class="links">' + " · ".join(f'<a href="{esc(h)}">{esc(t)}</a>' for t, h in page.links) + "</p>"
-    body = "".join(section_html(s, i, sid) for i, (s, sid) in enumerate(zip(page.sections, ids)))
+    arrays = ArrayTable()
+    body = "".join(section_html(s, i, sid, arrays=arrays) for i, (s, sid) in enumerate(zip(page.sections, ids)))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(page.title)}</title>"
@@ -329,6 +306,7 @@ def render_page(page: Page, *, standalone: bool = False, plotly_src: str = PLOTL
         f"{'<nav><ul>' + toc + '</ul></nav>' if len(page.sections) > 1 else ''}"
         f"{body}"
         f'<script type="application/json" id="plotly-template">{embed_json(plotly_template())}</script>'
+        f'<script type="application/json" id="page-arrays">{embed_json(arrays.blobs)}</script>'
         f"<script>{JS}</script></body></html>\n"
     )
 

@@ -11,10 +11,16 @@ import time
 import traceback
 from pathlib import Path
 
-from .html import CSS, esc, fmt
+from .html import CSS, esc, fmt, seconds
 from .reports import reports_dir, run_report_name, study_report_name, study_title, write_report
 
 SUMMARY_COLUMNS = 4
+#: what a reader wants first from a run: how far the loss got and how accurate it is
+PREFERRED = ("final_train_loss", "final_val_loss", "final_train_acc", "final_val_acc", "final_test_acc",
+             "best_val_loss", "loss_min", "lambda_max", "checks_passed", "checks_total")
+#: bookkeeping that says nothing about the result (step counters, statuses, timings, sizes)
+_BOOKKEEPING = ("status", "status_step", "restored_step", "steps_run", "wall_time", "n_params",
+                "last_finite_eval_step")
 
 
 def _when(t) -> str:
@@ -22,8 +28,19 @@ def _when(t) -> str:
 
 
 def _summary_cell(summary: dict) -> str:
-    items = [(k, v) for k, v in summary.items() if not isinstance(v, (dict, list)) and k not in ("status",)]
-    return "<br>".join(f"{esc(k)}: {fmt(v)}" for k, v in items[:SUMMARY_COLUMNS])
+    """The run's final loss and accuracy first (then other results), never step counters."""
+    ok = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and v is not None
+          and k not in _BOOKKEEPING and not k.endswith(("_step", "_steps", "status"))}
+    keys = [k for k in PREFERRED if k in ok] + [k for k in ok if k not in PREFERRED]
+    if "checks_passed" in ok and "checks_total" in ok:  # one cell: "checks 3/3"
+        keys = [k for k in keys if k != "checks_total"]
+    parts = []
+    for k in keys[:SUMMARY_COLUMNS]:
+        if k == "checks_passed" and "checks_total" in ok:
+            parts.append(f"checks: {fmt(ok[k])}/{fmt(ok['checks_total'])}")
+        else:
+            parts.append(f"{esc(k.replace('_', ' '))}: {fmt(ok[k])}")
+    return "<br>".join(parts)
 
 
 def write_index(store=None, *, out: str | os.PathLike | None = None, build_missing: bool = True,
@@ -72,7 +89,7 @@ def write_index(store=None, *, out: str | os.PathLike | None = None, build_missi
         rows_run.append(f"<tr{cls}><td><code>{esc(r.id)}</code></td><td>{link}</td><td>{esc(r.kind)}</td>"
                         f"<td>{esc(study_title(store, r.study) if r.study else '')}</td><td>{esc(r.status)}</td>"
                         f"<td>{esc(_when(r.created))}</td>"
-                        f"<td>{fmt(r.wall_time) + ' s' if r.wall_time is not None else '—'}</td>"
+                        f"<td>{seconds(r.wall_time) if r.wall_time is not None else '—'}</td>"
                         f"<td>{_summary_cell(r.summary)}</td></tr>")
     tour = rdir / "tour.html"
     tour_link = (f'<p><a href="{esc(os.path.relpath(tour, path.parent))}">The tour</a> '

@@ -1,7 +1,8 @@
 """Figure -> plotly figure (plain JSON-safe dicts, rendered by plotly.js in the page).
 
 Specs are built as plain dicts rather than through ``plotly.graph_objects`` so they carry
-plain lists (no binary encodings) and no per-figure template; :func:`to_plotly` wraps a spec
+no per-figure template, and arrays as plain lists or, in a page, as references into its binary
+:class:`~losslab.report.binary.ArrayTable`; :func:`to_plotly` wraps a spec
 in a ``plotly.graph_objects.Figure`` (which validates every attribute) for use from Python.
 
 All user-provided text (titles, series and path names, labels) is HTML-escaped before it goes
@@ -19,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import Figure, Path
+from ..figures import COLORS, Figure, Path
+from .binary import ArrayTable, decimate_minmax, stride_indices
 from .serialize import jsonable
 
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#8c564b", "#bcbd22",
-          "#7f7f7f")
 MAX_SLIDER_POSITIONS = 200
 
 
@@ -41,6 +41,21 @@ def _lst(a) -> list | None:
     if a is None:
         return None
     return jsonable(np.asarray(a))
+
+
+class _Enc:
+    """How a spec holds arrays: plain lists (``arrays=None``, for Python use and plotly.py) or
+    references into a page's :class:`ArrayTable` (``full``: float64, shared with the downloaded
+    data; ``drawn``: float32, for what is only drawn)."""
+
+    def __init__(self, arrays: ArrayTable | None):
+        self.arrays = arrays
+
+    def full(self, a):
+        return _lst(a) if self.arrays is None or a is None else self.arrays.ref(a)
+
+    def drawn(self, a):
+        return _lst(a) if self.arrays is None or a is None else self.arrays.drawn(a)
 
 
 def _finite_range(*arrays) -> tuple[float, float] | None:
@@ -75,58 +90,164 @@ def path_z(path: Path, grid) -> np.ndarray:
     return out
 
 
-def _hover(path: Path) -> list[str]:
-    n = len(np.asarray(path.x))
-    steps = np.arange(n) if path.steps is None else np.asarray(path.steps)
-    off = None if path.off_plane is None else np.asarray(path.off_plane, dtype=float)
-    out = []
-    for i in range(n):
-        t = f"{esc(path.name)}<br>step {steps[i]}" if i < len(steps) else esc(path.name)
-        if off is not None and i < len(off):
-            t += f"<br>off-plane distance {off[i]:.4g}"
-        out.append(t)
+def color_key(name: str) -> str:
+    """What a curve's name means, for colouring: the part before ': ' or ' (' ("small batch: mean"
+    and "small batch" are one meaning; "lr 0.1 (2/lr = 20)" is "lr 0.1")."""
+    return str(name).split(": ")[0].split(" (")[0].strip().lower() or str(name)
+
+
+def section_colors(figures) -> dict[str, str]:
+    """One colour per meaning across figures (a report section): explicit ``color`` first, then
+    the palette by first appearance of each :func:`color_key` among series and paths."""
+    out: dict[str, str] = {}
+    for f in figures:
+        for item in (*f.series, *f.paths):
+            if getattr(item, "color", None):
+                out.setdefault(color_key(item.name), item.color)
+    used = set(out.values())
+    free = [c for c in COLORS if c not in used] or list(COLORS)
+    k = 0
+    for f in figures:
+        for item in (*f.series, *f.paths):
+            key = color_key(item.name)
+            if key not in out:
+                out[key] = free[k % len(free)]
+                k += 1
     return out
 
 
-def _series_traces(fig: Figure) -> list[dict]:
+def item_colors(items, colors: dict[str, str] | None) -> list[str]:
+    """The colour of each series/path of one figure: its own ``color``, else the section's colour
+    for its meaning, never the same colour twice in one figure unless the palette runs out."""
+    colors = colors if colors is not None else section_colors([_Fake(items)])
+    out: list[str] = []
+    for i, it in enumerate(items):
+        c = getattr(it, "color", None) or colors.get(color_key(it.name))
+        if c is None or (c in out and not getattr(it, "color", None)):
+            c = next((x for x in COLORS if x not in out), COLORS[i % len(COLORS)])
+        out.append(c)
+    return out
+
+
+class _Fake:  # a figure-like holder of series for section_colors
+    def __init__(self, items):
+        self.series, self.paths = tuple(items), ()
+
+
+def _path_custom(path: Path, n: int):
+    """(steps, off-plane distance) per point for the hover of a path (plotly customdata)."""
+    steps = np.arange(n, dtype=float) if path.steps is None else np.asarray(path.steps, dtype=float)[:n]
+    if path.off_plane is None:
+        return steps, False
+    off = np.asarray(path.off_plane, dtype=float)[:n]
+    return np.stack([steps, off], 1), True
+
+
+def _path_hover(path: Path, has_off: bool) -> str:
+    return (esc(path.name) + "<br>step %{customdata" + ("[0]" if has_off else "") + "}"
+            + ("<br>off-plane distance %{customdata[1]:.4g}" if has_off else "") + "<extra></extra>")
+
+
+def log_axis(values) -> dict:
+    """A log axis labelled at powers of ten only (no minor labels such as "2, 5"), with
+    unlabelled minor ticks; a range under one decade keeps plotly's own labels."""
+    ax: dict[str, Any] = {"type": "log", "exponentformat": "power", "showexponent": "all"}
+    r = _finite_range(*[np.where(np.asarray(v, dtype=float) > 0, v, np.nan) for v in values if v is not None])
+    if r is not None and r[0] > 0:
+        decades = np.log10(r[1]) - np.log10(r[0])
+        if decades >= 1.0:
+            ax.update({"dtick": int(max(1, np.ceil(decades / 8))), "minor": {"ticks": "outside", "ticklen": 3,
+                                                                          "showgrid": False}})
+    return ax
+
+
+def _series_traces(fig: Figure, enc: "_Enc", colors: dict[str, str] | None) -> list[dict]:
     traces = []
+    cols = item_colors(fig.series, colors)
     for i, s in enumerate(fig.series):
-        color = COLORS[i % len(COLORS)]
+        color = cols[i]
         name = esc(s.name)
-        x = _lst(s.x) if s.x is not None else None
         if fig.kind == "bars":
+            if fig.facets:
+                continue
             traces.append({"type": "bar", "name": name, "x": [esc(v) for v in np.asarray(s.x).ravel()] if
-                           s.x is not None and np.asarray(s.x).dtype.kind in "OUS" else x, "y": _lst(s.y),
-                           "marker": {"color": color}})
+                           s.x is not None and np.asarray(s.x).dtype.kind in "OUS" else enc.full(s.x),
+                           "y": enc.full(s.y), "marker": {"color": color}})
             continue
         if fig.kind == "histogram":
             binned = histogram_bins(s)
             if binned is None:  # ``y`` holds samples: plotly bins them
-                traces.append({"type": "histogram", "name": name, "x": _lst(s.y), "opacity": 0.65,
+                traces.append({"type": "histogram", "name": name, "x": enc.full(s.y), "opacity": 0.65,
                                "marker": {"color": color}})
             else:  # already binned: bars at the centres, one bin wide
                 centers, widths, counts = binned
-                traces.append({"type": "bar", "name": name, "x": _lst(centers), "y": _lst(counts),
-                               "width": _lst(widths), "opacity": 0.6, "marker": {"color": color}})
+                traces.append({"type": "bar", "name": name, "x": enc.drawn(centers), "y": enc.full(s.y),
+                               "width": enc.drawn(widths), "opacity": 0.6, "marker": {"color": color}})
             continue
+        y = np.asarray(s.y)
+        xs = np.arange(len(y), dtype=float) if s.x is None else np.asarray(s.x)
+        idx = decimate_minmax(xs, [y, s.band_lo, s.band_hi]) if xs.dtype.kind in "fiu" else None
+        pick = (lambda a: a) if idx is None else (lambda a: None if a is None else np.asarray(a)[idx])
+        put = enc.full if idx is None else enc.drawn
         if s.band_lo is not None and s.band_hi is not None:
-            xs = np.asarray(s.x)
-            traces.append({"type": "scatter", "x": _lst(np.concatenate([xs, xs[::-1]])),
-                           "y": _lst(np.concatenate([np.asarray(s.band_hi), np.asarray(s.band_lo)[::-1]])),
+            bx = pick(xs)
+            traces.append({"type": "scatter", "x": enc.drawn(np.concatenate([bx, bx[::-1]])),
+                           "y": enc.drawn(np.concatenate([pick(np.asarray(s.band_hi)), pick(np.asarray(s.band_lo))[::-1]])),
                            "fill": "toself", "fillcolor": _rgba(color, 0.18), "line": {"width": 0},
                            "hoverinfo": "skip", "showlegend": False, "legendgroup": f"s{i}", "name": f"{name} band"})
         mode = s.mode
         if fig.kind == "scatter" and mode == "lines":
             mode = "markers"
-        tr = {"type": "scatter", "mode": mode, "name": name, "x": x, "y": _lst(s.y), "legendgroup": f"s{i}",
+        if idx is not None and "markers" in mode:
+            mode = "lines"  # thousands of markers are one smear: draw the line
+        tr = {"type": "scatter", "mode": mode, "name": name, "x": None if s.x is None and idx is None else put(pick(xs)),
+              "y": put(pick(y)), "legendgroup": f"s{i}",
               "line": {"color": color, **({"dash": "dash"} if s.dash else {})}, "marker": {"color": color, "size": 6}}
         traces.append(tr)
     if fig.hlines and fig.kind in ("lines", "scatter"):
         xr = _finite_range(*[s.x for s in fig.series]) or (0.0, 1.0)
+        by_name = {s.name: c for s, c in zip(fig.series, cols)}
+        dashes = ("dot", "dash", "dashdot", "longdash", "longdashdot")
         for k, (label, yv) in enumerate(fig.hlines):
+            owner = fig.hline_series[k] if k < len(fig.hline_series) else ""
+            color = by_name.get(owner, "#444")
+            # reference lines of different curves differ in colour (their curve's) and in dash
+            dash = dashes[k % len(dashes)] if len(fig.hlines) > 1 else "dot"
             traces.append({"type": "scatter", "mode": "lines", "name": esc(label), "x": [xr[0], xr[1]],
-                           "y": [float(yv), float(yv)], "line": {"color": "#444", "dash": "dot", "width": 1.5},
+                           "y": [float(yv), float(yv)], "line": {"color": color, "dash": dash, "width": 1.8},
                            "hovertemplate": f"{esc(label)} = {float(yv):.4g}<extra></extra>"})
+    return traces
+
+
+def _facet_bars(fig: Figure, enc: "_Enc", colors: dict[str, str] | None, layout: dict) -> list[dict]:
+    """Small multiples: one panel per category (bar position) with its own y axis, one bar per
+    series in each; for measures in different units that must not share an axis."""
+    cols = item_colors(fig.series, colors)
+    s0 = fig.series[0]
+    n = len(np.asarray(s0.y).ravel())
+    xs = np.asarray(s0.x) if s0.x is not None else np.arange(n)
+    labels = ([str(v) for v in xs.ravel()] if xs.dtype.kind in "OUS" else bar_labels(fig, n)
+              or [f"{fig.x_label} {v}" for v in xs.ravel()])
+    gap = 0.04
+    width = (1.0 - gap * (n - 1)) / max(n, 1)
+    traces, annotations = [], []
+    for k in range(n):
+        ax = "" if k == 0 else str(k + 1)
+        lo = k * (width + gap)
+        layout[f"xaxis{ax}"] = {"domain": [lo, lo + width], "showticklabels": False, "anchor": f"y{ax}"}
+        layout[f"yaxis{ax}"] = {"anchor": f"x{ax}", "rangemode": "tozero", "exponentformat": "power",
+                                **({"title": {"text": esc(fig.y_label)}} if k == 0 else {})}
+        annotations.append({"text": f"<b>{esc(labels[k])}</b>", "x": lo + width / 2, "y": 1.02, "xref": "paper",
+                            "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                            "font": {"size": 12}})
+        for i, s in enumerate(fig.series):
+            v = float(np.asarray(s.y, dtype=float).ravel()[k])
+            traces.append({"type": "bar", "name": esc(s.name), "x": [esc(s.name)], "y": [v], "xaxis": f"x{ax}",
+                           "yaxis": f"y{ax}", "marker": {"color": cols[i]}, "legendgroup": f"s{i}",
+                           "showlegend": k == 0,
+                           "hovertemplate": f"{esc(s.name)}<br>{esc(labels[k])} = {v:.6g}<extra></extra>"})
+    layout["annotations"] = annotations
+    layout["margin"] = {**layout["margin"], "t": 80}
     return traces
 
 
@@ -160,7 +281,7 @@ def bar_labels(fig: Figure, n: int) -> list[str] | None:
     return None
 
 
-def _slider(fig: Figure, marker_traces: list[int], three_d: bool) -> dict | None:
+def _slider(fig: Figure, marker_traces: list[int], three_d: bool, enc: "_Enc") -> dict | None:
     paths = fig.paths
     if not fig.slider or not paths:
         return None
@@ -176,12 +297,23 @@ def _slider(fig: Figure, marker_traces: list[int], three_d: bool) -> dict | None
         # index of the last recorded point at or before each slider step (a path that ended
         # early, e.g. diverged, keeps its last point)
         k = np.clip(np.searchsorted(st, all_steps, side="right") - 1, 0, len(st) - 1)
-        points.append({"x": jsonable(px[k]), "y": jsonable(py[k]), "z": jsonable(pz[k]) if pz is not None else None})
+        points.append({"x": enc.drawn(px[k]), "y": enc.drawn(py[k]), "z": enc.drawn(pz[k]) if pz is not None else None})
     return {"traces": marker_traces, "steps": jsonable(all_steps), "points": points}
 
 
-def plotly_spec(fig: Figure) -> dict:
-    """The plotly ``{"data", "layout", "slider"}`` for one Figure (JSON-safe)."""
+#: paths longer than this are drawn at evenly spaced points (the download keeps every point)
+MAX_PATH_POINTS = 1500
+
+
+def plotly_spec(fig: Figure, *, arrays: ArrayTable | None = None, colors: dict[str, str] | None = None) -> dict:
+    """The plotly ``{"data", "layout", "slider"}`` for one Figure (JSON-safe).
+
+    ``arrays``: a page's :class:`ArrayTable`; numeric arrays become references into it (binary,
+    stored once) instead of lists. ``colors``: the section's colour per meaning
+    (:func:`section_colors`); by default the figure's own. Curves longer than
+    ``MAX_DRAWN_POINTS`` are drawn decimated (:func:`decimate_minmax`), paths longer than
+    ``MAX_PATH_POINTS`` at evenly spaced points."""
+    enc = _Enc(arrays)
     data: list[dict] = []
     layout: dict[str, Any] = {
         "title": {"text": esc(fig.title), "font": {"size": 15}},
@@ -191,49 +323,61 @@ def plotly_spec(fig: Figure) -> dict:
     }
     three_d = fig.kind == "surface"
     marker_traces: list[int] = []
-    if fig.kind in ("lines", "scatter", "bars", "histogram"):
-        data.extend(_series_traces(fig))
-        layout["xaxis"] = {"title": {"text": esc(fig.x_label)}, **({"type": "log"} if fig.log_x else {})}
-        layout["yaxis"] = {"title": {"text": esc(fig.y_label)}, **({"type": "log"} if fig.log_y else {})}
+    if fig.kind == "bars" and fig.facets and fig.series:
+        data.extend(_facet_bars(fig, enc, colors, layout))
+    elif fig.kind in ("lines", "scatter", "bars", "histogram"):
+        data.extend(_series_traces(fig, enc, colors))
+        xs = [s.x for s in fig.series] if fig.kind != "histogram" else [s.y for s in fig.series]
+        ys = [s.y for s in fig.series] + [np.array([v for _, v in fig.hlines])]
+        layout["xaxis"] = {"title": {"text": esc(fig.x_label)}, **(log_axis(xs) if fig.log_x else {})}
+        layout["yaxis"] = {"title": {"text": esc(fig.y_label)}, **(log_axis(ys) if fig.log_y else {})}
         if fig.kind == "histogram":
             layout["barmode"] = "overlay"
         if fig.kind == "bars" and fig.series:
             s0 = fig.series[0]
-            xs = np.asarray(s0.x) if s0.x is not None else None
-            labels = bar_labels(fig, len(xs)) if xs is not None and xs.dtype.kind in "fiu" else None
+            xs0 = np.asarray(s0.x) if s0.x is not None else None
+            labels = bar_labels(fig, len(xs0)) if xs0 is not None and xs0.dtype.kind in "fiu" else None
             if labels:
-                layout["xaxis"].update({"tickmode": "array", "tickvals": _lst(xs), "ticktext": [esc(l) for l in labels]})
+                layout["xaxis"].update({"tickmode": "array", "tickvals": _lst(xs0), "ticktext": [esc(l) for l in labels]})
     else:
         g = fig.grid
         gz = np.asarray(g.z, dtype=float)
         zr = _finite_range(gz) or (0.0, 1.0)
         cb = {"title": {"text": esc(g.z_label)}}
         if fig.kind == "contour":
-            data.append({"type": "contour", "x": _lst(g.x), "y": _lst(g.y), "z": _lst(gz), "colorscale": "Viridis",
-                         "ncontours": 30, "colorbar": cb, "name": esc(g.z_label),
+            data.append({"type": "contour", "x": enc.full(g.x), "y": enc.full(g.y), "z": enc.full(g.z),
+                         "colorscale": "Viridis", "ncontours": 30, "colorbar": cb, "name": esc(g.z_label),
                          "hovertemplate": "x %{x:.4g}<br>y %{y:.4g}<br>" + esc(g.z_label) + " %{z:.4g}<extra></extra>"})
         elif fig.kind == "heatmap":
-            data.append({"type": "heatmap", "x": _lst(g.x), "y": _lst(g.y), "z": _lst(gz), "colorscale": "Viridis",
-                         "colorbar": cb, "name": esc(g.z_label)})
+            data.append({"type": "heatmap", "x": enc.full(g.x), "y": enc.full(g.y), "z": enc.full(g.z),
+                         "colorscale": "Viridis", "colorbar": cb, "name": esc(g.z_label)})
         else:
-            data.append({"type": "surface", "x": _lst(g.x), "y": _lst(g.y), "z": _lst(gz), "colorscale": "Viridis",
-                         "colorbar": cb, "opacity": 0.9, "name": esc(g.z_label), "cmin": zr[0], "cmax": zr[1],
+            data.append({"type": "surface", "x": enc.full(g.x), "y": enc.full(g.y), "z": enc.full(g.z),
+                         "colorscale": "Viridis", "colorbar": {**cb, "len": 0.75, "thickness": 18},
+                         "opacity": 0.9, "name": esc(g.z_label), "cmin": zr[0], "cmax": zr[1],
                          "contours": {"z": {"show": True, "usecolormap": True, "project": {"z": True}}}})
+        pcols = item_colors(fig.paths, colors)
         for i, p in enumerate(fig.paths):
-            color = COLORS[(i + 1) % len(COLORS)]
-            hover = _hover(p)
+            color = pcols[i]
+            n = len(np.asarray(p.x))
+            idx = stride_indices(n, MAX_PATH_POINTS)
+            pick = (lambda a: a) if idx is None else (lambda a, idx=idx: None if a is None else np.asarray(a)[idx])
+            put = enc.full if idx is None else enc.drawn
+            custom, has_off = _path_custom(p, n)
+            # hover: the step (and distance off the plane) of each point, as data, not one string each
+            cd = put(pick(p.steps)) if (not has_off and p.steps is not None) else enc.drawn(pick(custom))
+            tr = {"mode": "lines+markers", "name": esc(p.name), "x": put(pick(p.x)), "y": put(pick(p.y)),
+                  "customdata": cd, "hovertemplate": _path_hover(p, has_off)}
             if three_d:
                 pz = path_z(p, g)
-                data.append({"type": "scatter3d", "mode": "lines+markers", "name": esc(p.name), "x": _lst(p.x),
-                             "y": _lst(p.y), "z": _lst(pz), "line": {"color": color, "width": 5},
-                             "marker": {"size": 2.5, "color": color}, "text": hover, "hoverinfo": "text"})
+                tr.update({"type": "scatter3d", "z": (put(pick(p.z)) if p.z is not None else enc.drawn(pick(pz))),
+                           "line": {"color": color, "width": 5}, "marker": {"size": 2.5, "color": color}})
             else:
-                data.append({"type": "scatter", "mode": "lines+markers", "name": esc(p.name), "x": _lst(p.x),
-                             "y": _lst(p.y), "line": {"color": color, "width": 2}, "marker": {"size": 4, "color": color},
-                             "text": hover, "hoverinfo": "text"})
+                tr.update({"type": "scatter", "line": {"color": color, "width": 2}, "marker": {"size": 4, "color": color}})
+            data.append(tr)
         if fig.slider and fig.paths:
             for i, p in enumerate(fig.paths):
-                color = COLORS[(i + 1) % len(COLORS)]
+                color = pcols[i]
                 px, py = np.asarray(p.x, dtype=float), np.asarray(p.y, dtype=float)
                 tr = {"type": "scatter3d" if three_d else "scatter", "mode": "markers", "name": f"{esc(p.name)} (step)",
                       "x": jsonable(px[:1]), "y": jsonable(py[:1]), "showlegend": False,
@@ -245,14 +389,21 @@ def plotly_spec(fig: Figure) -> dict:
                 data.append(tr)
         xr, yr = _finite_range(g.x), _finite_range(g.y)
         if three_d:
-            layout["height"] = 560
+            # room for the whole box and its colour bar: no side margins, a flatter box seen from
+            # further away than plotly's default eye (1.25, 1.25, 1.25), which crops the corners
+            layout["height"] = 600
+            layout["margin"] = {"l": 0, "r": 0, "t": 50, "b": 10}
             layout["scene"] = {"xaxis": {"title": {"text": esc(fig.x_label or "x")}, "range": list(xr)},
                                "yaxis": {"title": {"text": esc(fig.y_label or "y")}, "range": list(yr)},
-                               "zaxis": {"title": {"text": esc(g.z_label)}, "range": list(zr)}}
+                               "zaxis": {"title": {"text": esc(g.z_label)}, "range": list(zr)},
+                               "aspectmode": "manual", "aspectratio": {"x": 1, "y": 1, "z": 0.7},
+                               "camera": {"eye": {"x": 1.55, "y": -1.55, "z": 1.0}},
+                               "domain": {"x": [0, 0.92], "y": [0, 1]}}
+            layout["legend"] = {"orientation": "h", "y": -0.02}
         else:
             layout["xaxis"] = {"title": {"text": esc(fig.x_label)}, "range": list(xr)}
             layout["yaxis"] = {"title": {"text": esc(fig.y_label)}, "range": list(yr)}
-    return {"data": data, "layout": layout, "slider": _slider(fig, marker_traces, three_d)}
+    return {"data": data, "layout": layout, "slider": _slider(fig, marker_traces, three_d, enc)}
 
 
 def to_plotly(fig: Figure):

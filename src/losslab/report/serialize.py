@@ -53,18 +53,21 @@ def _arr(v) -> np.ndarray | None:
     return a
 
 
-def figure_to_dict(fig: Figure) -> dict:
-    """Every field of a Figure as JSON-safe data (NaN -> None)."""
+def figure_to_dict(fig: Figure, *, arrays=None) -> dict:
+    """Every field of a Figure as JSON-safe data (NaN -> None). With ``arrays`` (a page's
+    ``ArrayTable``) numeric arrays become references into it (float64, NaN kept)."""
+    A = (lambda v: _arr(v)) if arrays is None else (lambda v: arrays.ref(_arr(v)))
     return jsonable({
         "key": fig.key, "title": fig.title, "kind": fig.kind, "x_label": fig.x_label, "y_label": fig.y_label,
-        "series": [{"name": s.name, "x": _arr(s.x), "y": _arr(s.y), "band_lo": _arr(s.band_lo),
-                    "band_hi": _arr(s.band_hi), "mode": s.mode, "dash": s.dash} for s in fig.series],
-        "grid": None if fig.grid is None else {"x": _arr(fig.grid.x), "y": _arr(fig.grid.y), "z": _arr(fig.grid.z),
+        "series": [{"name": s.name, "x": A(s.x), "y": A(s.y), "band_lo": A(s.band_lo),
+                    "band_hi": A(s.band_hi), "mode": s.mode, "dash": s.dash, "color": s.color} for s in fig.series],
+        "grid": None if fig.grid is None else {"x": A(fig.grid.x), "y": A(fig.grid.y), "z": A(fig.grid.z),
                                                "z_label": fig.grid.z_label},
-        "paths": [{"name": p.name, "x": _arr(p.x), "y": _arr(p.y), "z": _arr(p.z), "steps": _arr(p.steps),
-                   "off_plane": _arr(p.off_plane)} for p in fig.paths],
+        "paths": [{"name": p.name, "x": A(p.x), "y": A(p.y), "z": A(p.z), "steps": A(p.steps),
+                   "off_plane": A(p.off_plane), "color": p.color} for p in fig.paths],
         "caption": fig.caption, "table": fig.table, "settings": fig.settings, "log_x": fig.log_x, "log_y": fig.log_y,
         "slider": fig.slider, "hlines": [[str(lab), y] for lab, y in fig.hlines],
+        "hline_series": list(fig.hline_series), "facets": fig.facets,
     })
 
 
@@ -78,13 +81,14 @@ def figure_from_dict(d: dict) -> Figure:
         key=d["key"], title=d.get("title", d["key"]), kind=d["kind"], x_label=d.get("x_label", ""),
         y_label=d.get("y_label", ""),
         series=tuple(Series(s["name"], _arr(s["x"]), _arr(s["y"]), _arr(s.get("band_lo")), _arr(s.get("band_hi")),
-                            s.get("mode", "lines"), bool(s.get("dash", False))) for s in d.get("series", ())),
+                            s.get("mode", "lines"), bool(s.get("dash", False)), s.get("color")) for s in d.get("series", ())),
         grid=None if g is None else Grid(_arr(g["x"]), _arr(g["y"]), _arr(g["z"]), g.get("z_label", "loss")),
         paths=tuple(Path(p["name"], _arr(p["x"]), _arr(p["y"]), _arr(p.get("z")), _arr(p.get("steps")),
-                         _arr(p.get("off_plane"))) for p in d.get("paths", ())),
+                         _arr(p.get("off_plane")), p.get("color")) for p in d.get("paths", ())),
         caption=d.get("caption", ""), table=d.get("table") or {}, settings=d.get("settings") or {},
         log_x=bool(d.get("log_x")), log_y=bool(d.get("log_y")), slider=bool(d.get("slider")),
         hlines=tuple((str(lab), float(y)) for lab, y in d.get("hlines", ())),
+        hline_series=tuple(str(n) for n in d.get("hline_series", ())), facets=bool(d.get("facets")),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..figures import Figure
-from .plotly_render import COLORS, bar_labels, histogram_bins, path_z
+from .plotly_render import bar_labels, histogram_bins, item_colors, path_z
 
 STATIC_FORMATS = ("png", "pdf")
 
@@ -24,17 +24,45 @@ def _plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def to_matplotlib(fig: Figure, *, dpi: int = 120):
-    """A ``matplotlib.figure.Figure`` drawing ``fig``."""
+def _facets(fig: Figure, dpi: int):
+    """Bars as small multiples: one panel (own y axis) per category."""
     from matplotlib.figure import Figure as MplFigure
 
+    s0 = fig.series[0]
+    n = len(np.asarray(s0.y).ravel())
+    xs = np.asarray(s0.x) if s0.x is not None else np.arange(n)
+    labels = [str(v) for v in xs.ravel()] if xs.dtype.kind in "OUS" else (bar_labels(fig, n) or [str(v) for v in xs])
+    cols = item_colors(fig.series, None)
+    mfig = MplFigure(figsize=(max(7.5, 1.9 * n), 4.2), dpi=dpi)
+    axes = mfig.subplots(1, n, squeeze=False)[0]
+    for k, ax in enumerate(axes):
+        for i, s in enumerate(fig.series):
+            ax.bar(i, float(np.asarray(s.y, dtype=float).ravel()[k]), color=cols[i], label=_plain(s.name))
+        ax.set_title(_plain(labels[k]), fontsize=9)
+        ax.set_xticks([])
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel(_plain(fig.y_label))
+    axes[0].legend(fontsize=7, loc="best")
+    mfig.suptitle(_plain(fig.title), fontsize=11)
+    mfig.tight_layout()
+    return mfig
+
+
+def to_matplotlib(fig: Figure, *, dpi: int = 120):
+    """A ``matplotlib.figure.Figure`` drawing ``fig`` (colours as in the HTML report)."""
+    from matplotlib.figure import Figure as MplFigure
+
+    if fig.kind == "bars" and fig.facets and fig.series:
+        return _facets(fig, dpi)
     three_d = fig.kind == "surface"
     mfig = MplFigure(figsize=(7.5, 5.2 if not three_d else 6.0), dpi=dpi)
     ax = mfig.add_subplot(111, projection="3d" if three_d else None)
     ax.set_title(_plain(fig.title), fontsize=11)
+    scols = item_colors(fig.series, None)
+    pcols = item_colors(fig.paths, None)
     if fig.kind in ("lines", "scatter"):
         for i, s in enumerate(fig.series):
-            c = COLORS[i % len(COLORS)]
+            c = scols[i]
             x = np.arange(len(np.asarray(s.y))) if s.x is None else np.asarray(s.x, dtype=float)
             y = np.asarray(s.y, dtype=float)
             if s.band_lo is not None and s.band_hi is not None:
@@ -44,8 +72,12 @@ def to_matplotlib(fig: Figure, *, dpi: int = 120):
             ls = "none" if mode == "markers" else ("--" if s.dash else "-")
             mk = "o" if "markers" in mode else None
             ax.plot(x, y, color=c, linestyle=ls, marker=mk, markersize=3.5, label=_plain(s.name))
-        for label, yv in fig.hlines:
-            ax.axhline(float(yv), color="#444", linestyle=":", linewidth=1.3, label=_plain(label))
+        by_name = {s.name: c for s, c in zip(fig.series, scols)}
+        styles = (":", "--", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)))
+        for k, (label, yv) in enumerate(fig.hlines):
+            owner = fig.hline_series[k] if k < len(fig.hline_series) else ""
+            ax.axhline(float(yv), color=by_name.get(owner, "#444"), linewidth=1.3, label=_plain(label),
+                       linestyle=styles[k % len(styles)] if len(fig.hlines) > 1 else ":")
     elif fig.kind == "bars":
         n = max(len(fig.series), 1)
         width = 0.8 / n
@@ -58,7 +90,7 @@ def to_matplotlib(fig: Figure, *, dpi: int = 120):
             else:
                 pos = xs.astype(float)
             ax.bar(pos + (i - (n - 1) / 2) * width, np.asarray(s.y, dtype=float), width=width,
-                   color=COLORS[i % len(COLORS)], label=_plain(s.name))
+                   color=scols[i], label=_plain(s.name))
         if labels is None and fig.series and fig.series[0].x is not None:
             xs = np.asarray(fig.series[0].x)
             if xs.dtype.kind in "fiu" and bar_labels(fig, len(xs)):
@@ -67,7 +99,7 @@ def to_matplotlib(fig: Figure, *, dpi: int = 120):
             ax.set_xticks(np.arange(len(labels)), [_plain(l) for l in labels], rotation=30, ha="right")
     elif fig.kind == "histogram":
         for i, s in enumerate(fig.series):
-            c = COLORS[i % len(COLORS)]
+            c = scols[i]
             binned = histogram_bins(s)
             if binned is None:
                 y = np.asarray(s.y, dtype=float)
@@ -90,7 +122,7 @@ def to_matplotlib(fig: Figure, *, dpi: int = 120):
             im = ax.pcolormesh(gx, gy, gz, cmap="viridis", shading="auto")
             mfig.colorbar(im, ax=ax, label=_plain(g.z_label))
         for i, p in enumerate(fig.paths):
-            c = COLORS[(i + 1) % len(COLORS)]
+            c = pcols[i]
             px, py = np.asarray(p.x, dtype=float), np.asarray(p.y, dtype=float)
             if three_d:
                 pz = path_z(p, g)

@@ -1,0 +1,166 @@
+"""The report page's stylesheet and script (kept apart from the page assembly in ``html``).
+
+The script draws every plot from its embedded spec, resolving ``{"$b": i}`` references into
+the page's binary array table (``binary.ArrayTable``) as plotly.js typed-array specs; drives
+the step sliders; and makes the downloads in the browser (a Blob, so they work from file://):
+the JSON is the figure's data with the arrays decoded (NaN as null), the CSV is written row by
+row exactly as ``serialize.figure_csv`` writes it, floats spelled as Python's ``repr`` does.
+"""
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:1em 2em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+nav ul{columns:2;font-size:.95em} .meta{color:#666;font-size:.9em}
+figure.fig{display:flex;flex-wrap:wrap;gap:1em;margin:1.2em 0;padding:.8em;border:1px solid #e4e4e4;border-radius:6px}
+.plotcol{flex:3 1 560px;min-width:0} .side{flex:1 1 280px;min-width:0;max-width:100%;font-size:.85em;overflow:auto;max-height:640px}
+.plot{width:100%;min-height:300px} figcaption{color:#333;font-size:.92em}
+.tablewrap{max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;margin:.4em 0;max-width:100%} th,td{border-bottom:1px solid #eee;padding:2px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere;word-break:break-word}
+th{font-weight:600;color:#444} caption{text-align:left;font-weight:600;color:#666;font-size:.9em}
+td[title]{cursor:help}
+details summary{cursor:pointer;color:#555;font-weight:600;font-size:.92em;margin:.3em 0}
+table.summary{font-size:.9em} .error{background:#fdecea;color:#b00020;border:1px solid #b00020;border-radius:5px;padding:.6em 1em}
+.error pre{white-space:pre-wrap;margin:.3em 0 0 0;font-size:.85em;color:#b00020}
+ul.checks{list-style:none;padding-left:0} li.ok{color:#1b7a1b} li.bad{color:#b00020}
+.downloads button,.slider button{margin:.3em .3em 0 0;padding:3px 10px;border:1px solid #aaa;background:#f6f6f6;border-radius:4px;cursor:pointer}
+.slider{display:flex;align-items:center;gap:.6em;margin:.3em 0} .slider input{width:320px;max-width:60%;vertical-align:middle}
+.muted{color:#999} .plot-error{color:#b00020;padding:1em;border:1px dashed #b00020}
+"""
+
+JS = r"""
+(function(){
+  function parse(id){ var el = document.getElementById(id); return el ? JSON.parse(el.textContent) : null; }
+  var pageArrays = parse('page-arrays') || [];
+  function table(fid){ return parse(fid + '-arrays') || pageArrays; }
+  var TYPES = {f8: Float64Array, f4: Float32Array, i4: Int32Array, u1: Uint8Array};
+  function isRef(v){ return v !== null && typeof v === 'object' && !Array.isArray(v) && typeof v.$b === 'number'; }
+  // a reference as plotly.js's typed-array spec (plotly decodes it)
+  function forPlot(v, B){
+    if (isRef(v)) { var b = B[v.$b]; return {dtype: b.dtype, bdata: b.bdata, shape: b.shape}; }
+    if (Array.isArray(v)) return v.map(function(e){ return forPlot(e, B); });
+    if (v !== null && typeof v === 'object') { var o = {}; for (var k in v) o[k] = forPlot(v[k], B); return o; }
+    return v;
+  }
+  // a reference decoded: {v: flat values, shape: [..], int: bool}
+  function decode(b){
+    var bin = atob(b.bdata), u8 = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+    var shape = String(b.shape).split(',').map(function(s){ return parseInt(s, 10); });
+    return {v: Array.from(new TYPES[b.dtype](u8.buffer)), shape: shape, int: b.dtype[0] !== 'f'};
+  }
+  function nest(flat, shape){
+    if (shape.length <= 1) return flat;
+    var n = shape[0], step = flat.length / n, out = [];
+    for (var i = 0; i < n; i++) out.push(nest(flat.slice(i * step, (i + 1) * step), shape.slice(1)));
+    return out;
+  }
+  // the figure's data with every reference decoded; `cols` keeps, per decoded array, whether it holds ints
+  function forData(v, B){
+    if (isRef(v)) { var d = decode(B[v.$b]); var a = nest(d.v, d.shape); a.isInt = d.int; a.flat = d.v; return a; }
+    if (Array.isArray(v)) return v.map(function(e){ return forData(e, B); });
+    if (v !== null && typeof v === 'object') { var o = {}; for (var k in v) o[k] = forData(v[k], B); return o; }
+    return v;
+  }
+  // Python's repr of a float: shortest round-trip digits, exponent below 1e-4 and from 1e16
+  function pyfloat(x){
+    if (x !== x) return 'nan';
+    if (!isFinite(x)) return x > 0 ? 'inf' : '-inf';
+    if (x === 0) return 1 / x < 0 ? '-0.0' : '0.0';
+    var m = x.toExponential().split('e'), exp = parseInt(m[1], 10);
+    var neg = m[0][0] === '-', dg = m[0].replace('-', '').replace('.', ''), s;
+    if (exp < -4 || exp >= 16) {
+      var ae = Math.abs(exp);
+      s = (dg.length > 1 ? dg[0] + '.' + dg.slice(1) : dg) + 'e' + (exp < 0 ? '-' : '+') + (ae < 10 ? '0' : '') + ae;
+    } else if (exp >= 0) {
+      s = dg.length > exp + 1 ? dg.slice(0, exp + 1) + '.' + dg.slice(exp + 1) : dg + '0'.repeat(exp + 1 - dg.length) + '.0';
+    } else {
+      s = '0.' + '0'.repeat(-exp - 1) + dg;
+    }
+    return (neg ? '-' : '') + s;
+  }
+  function cell(a, i){
+    if (a === null || a === undefined) return '';
+    var flat = a.flat || a;
+    if (i >= flat.length) return '';
+    var v = flat[i];
+    if (v === null || v === undefined) return '';
+    if (typeof v === 'boolean') return v ? 'True' : 'False';
+    if (typeof v === 'number') return a.isInt ? String(v) : pyfloat(v);
+    return String(v);
+  }
+  function q(s){ s = String(s); return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; }
+  function csv(d){
+    var rows = ['part,name,index,x,y,z,band_lo,band_hi,step,off_plane'];
+    function row(r){ rows.push(r.map(q).join(',')); }
+    (d.series || []).forEach(function(s){
+      var n = (s.y.flat || s.y).length;
+      for (var i = 0; i < n; i++) row(['series', s.name, i, cell(s.x, i), cell(s.y, i), '', cell(s.band_lo, i), cell(s.band_hi, i), '', '']);
+    });
+    if (d.grid) {
+      var gx = d.grid.x, gy = d.grid.y, gz = d.grid.z, nx = (gx.flat || gx).length, ny = (gy.flat || gy).length, k = 0;
+      var zf = gz.flat || [].concat.apply([], gz); zf.isInt = gz.isInt;
+      for (var j = 0; j < ny; j++) for (var i = 0; i < nx; i++) {
+        row(['grid', d.grid.z_label, k, cell(gx, i), cell(gy, j), cell(zf, j * nx + i), '', '', '', '']); k++;
+      }
+    }
+    (d.paths || []).forEach(function(p){
+      var n = (p.x.flat || p.x).length;
+      for (var i = 0; i < n; i++) row(['path', p.name, i, cell(p.x, i), cell(p.y, i), cell(p.z, i), '', '', cell(p.steps, i), cell(p.off_plane, i)]);
+    });
+    (d.hlines || []).forEach(function(h){ row(['hline', h[0], 0, '', pyfloat(Number(h[1])), '', '', '', '', '']); });
+    return rows.join('\n') + '\n';
+  }
+  function download(fid, format){
+    var d = forData(parse(fid + '-data'), table(fid));
+    if (format === 'csv') return csv(d);
+    return JSON.stringify(d, function(k, v){ return typeof v === 'number' && !isFinite(v) ? null : v; }, 1);
+  }
+  window.losslabDownload = download;  // for tests and for scripts driving the page
+  var divs = document.querySelectorAll('div.plot');
+  if (typeof Plotly === 'undefined') {
+    divs.forEach(function(d){ d.innerHTML = '<p class="plot-error">plotly.js did not load (expected plotly.min.js beside this page); rebuild the report with --standalone to inline it.</p>'; });
+    return;
+  }
+  var template = parse('plotly-template');
+  divs.forEach(function(div){
+    var t0 = performance.now(), B = table(div.id);
+    var spec = parse(div.id + '-spec');
+    spec.layout.template = template;
+    Plotly.newPlot(div, forPlot(spec.data, B), spec.layout, {responsive: true, displaylogo: false});
+    div.dataset.renderMs = (performance.now() - t0).toFixed(1);
+    var sl = spec.slider;
+    if (!sl) return;
+    sl.points = forData(sl.points, B);
+    var input = document.getElementById(div.id + '-slider');
+    var out = document.getElementById(div.id + '-step');
+    function show(i){
+      var upd = {x: [], y: []}, three = sl.points[0].z !== null;
+      if (three) upd.z = [];
+      sl.points.forEach(function(p){ upd.x.push([p.x[i]]); upd.y.push([p.y[i]]); if (three) upd.z.push([p.z[i]]); });
+      Plotly.restyle(div, upd, sl.traces);
+      out.textContent = sl.steps[i];
+    }
+    input.addEventListener('input', function(){ show(parseInt(input.value, 10)); });
+    var play = document.querySelector('button.play[data-for="' + div.id + '"]'), timer = null;
+    play.addEventListener('click', function(){
+      if (timer) { clearInterval(timer); timer = null; play.textContent = '▶ play'; return; }
+      play.textContent = '❚❚ pause';
+      if (parseInt(input.value, 10) >= sl.steps.length - 1) input.value = 0;
+      timer = setInterval(function(){
+        var i = parseInt(input.value, 10) + 1;
+        if (i >= sl.steps.length) { clearInterval(timer); timer = null; play.textContent = '▶ play'; return; }
+        input.value = i; show(i);
+      }, 80);
+    });
+  });
+  document.querySelectorAll('button.dl').forEach(function(b){
+    b.addEventListener('click', function(){
+      var blob = new Blob([download(b.dataset.fig, b.dataset.format)], {type: b.dataset.type});
+      var a = document.createElement('a');
+      a.href = URL.createObjectURL(blob); a.download = b.dataset.name;
+      document.body.appendChild(a); a.click();
+      setTimeout(function(){ URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+    });
+  });
+})();
+"""
