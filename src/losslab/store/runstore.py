@@ -99,6 +99,8 @@ def _why_corrupt(e: Exception) -> str:
     that is not an archive suggests loading it with pickle, which a store never does)."""
     import zipfile
 
+    if isinstance(e, ValueError) and "object arrays" in str(e).lower():
+        return "it holds object arrays, which only pickle can load, and a store never unpickles"
     if isinstance(e, zipfile.BadZipFile) or (isinstance(e, ValueError) and "pickle" in str(e)):
         return "not a NumPy .npz archive"
     if isinstance(e, OSError):
