@@ -24,3 +24,9 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "no_such_thing" in str(e)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_tracker_is_public():
+    from losslab.tracker import Tracker
+
+    assert "Tracker" in losslab.__all__ and losslab.Tracker is Tracker

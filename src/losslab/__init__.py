@@ -33,7 +33,7 @@ _EXPORTS = {
     "sharpness_callback": "losslab.hessian",
     "ols": "losslab.closed_form", "build_for": "losslab.models",
     "save_experiment": "losslab.phenomena.storage", "load_experiment": "losslab.phenomena.storage",
-    "load_trained_run": "losslab.store",
+    "load_trained_run": "losslab.store", "Tracker": "losslab.tracker",
     "load_spec": "losslab.experiments", "run_study": "losslab.experiments", "grid_search": "losslab.experiments",
     "cross_validate": "losslab.experiments",
     "write_report": "losslab.report", "write_index": "losslab.report", "run_tour": "losslab.tour",

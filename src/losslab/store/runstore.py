@@ -331,10 +331,16 @@ class RunStore:
         return run_id
 
     def save_trajectory(self, traj, *, name: str, kind: str = "train", study: str | None = None,
-                        extra_settings: dict | None = None, spec_hash: str | None = None) -> str:
-        """Store a finished Trajectory (arrays + summary) as one run; returns its id."""
+                        extra_settings: dict | None = None, spec_hash: str | None = None,
+                        run_id: str | None = None) -> str:
+        """Store a finished Trajectory (arrays + summary) as one run; returns its id. ``run_id``: a
+        run already registered with ``new_run`` (status running, e.g. by a Tracker) to finish;
+        its settings are those it was registered with."""
         settings = {**traj.settings, **(extra_settings or {})}
-        rid = self.new_run(name=name, kind=kind, settings=settings, study=study, spec_hash=spec_hash)
+        if run_id is None:
+            rid = self.new_run(name=name, kind=kind, settings=settings, study=study, spec_hash=spec_hash)
+        else:
+            rid = run_id
         self.save_arrays(rid, traj.arrays())
         self.save_json(rid, {"settings": settings, "summary": traj.summary(), "param_names": list(traj.param_names),
                              "message": traj.message})

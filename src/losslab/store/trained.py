@@ -37,6 +37,13 @@ def load_trained_run(store: RunStore, run_id: str) -> TrainedRun:
         raise StoreError(f"run {rec.id} is a {rec.kind!r} run; analyses need a training run (kind 'train')")
     s = rec.settings
     missing = [k for k in ("data", "model") if k not in s]
+    if missing and s.get("source") == "tracker":
+        raise StoreError(
+            f"run {rec.id} was recorded by losslab.Tracker around your own model ({s.get('model_class', 'your class')}), which losslab cannot rebuild from the run's settings. Measure it from Python with your "
+            f"model: snaps = losslab.open_store(STORE).load_arrays({rec.id!r})['snapshots']; net = "
+            f"losslab.params.load_flat(model, torch.as_tensor(snaps[-1])); losslab.surface(net, data, loss=..., "
+            f"directions=losslab.pca_directions(snaps, 2, model=net)). (A built-in model tracked with "
+            f"Tracker(settings={{'data': NAME, 'model': NAME, 'model_options': {{...}}}}) can be rebuilt.)")
     if missing:
         raise StoreError(f"run {rec.id} does not record its {' and '.join(missing)}; it cannot be rebuilt "
                          f"(runs made by `losslab train` and `losslab run` record them)")
