@@ -13,6 +13,9 @@ oneDNN off: the fused attention / RNN kernels have no double backward. It is tak
 (batch norm with running statistics; the zoo's dropout is 0), as losslab measures by default,
 and asserts the model is in eval mode.
 
+No entry gets an error from these entry points (``ZooEntry.expected_errors`` holds none of them;
+asserted below): the one documented exception is a slow trace target (``TRACE_NOT_CONVERGED``).
+
 Tolerances (float64 throughout) and why:
 
 - HVPs, dense matrix, gradient, loss: 1e-10 relative to ||H||_max (||v|| = 1 products are sums of
@@ -150,6 +153,15 @@ def _assert_unchanged(model: nn.Module, before) -> None:
     for k in state:
         assert torch.equal(now[k], state[k]), k
     assert model.training == training and [p.requires_grad for p in model.parameters()] == flags
+
+
+SECOND_ORDER_ENTRY_POINTS = ("hessian_operator", "lambda_max", "lanczos", "hessian_trace", "slq", "epsilon_sharpness",
+                             "train(sharpness_every)")
+
+
+def test_no_zoo_entry_expects_an_error_from_a_second_order_entry_point():
+    for name in ZOO_IDS:
+        assert not set(ZOO_BY_NAME[name].expected_errors) & set(SECOND_ORDER_ENTRY_POINTS), name
 
 
 # -- products ---------------------------------------------------------------------------------
