@@ -361,18 +361,28 @@ class HessianOperator:
         return UnsupportedModelError(f"{what} does not support this model ({first}); {hint}")
 
     def _works(self, kind: str, method: str) -> bool:
-        """Whether one product by (kind, method) succeeds on the first batch (for honest advice)."""
+        """Whether products by (kind, method) succeed on the first batch and are symmetric,
+        u^T (A w) = w^T (A u) to sqrt(eps) (for honest advice; only on the error path). The
+        symmetry probe catches a method that runs but is wrong: torch 2.13 double-backpropagates
+        through a ``@once_differentiable`` autograd.Function without its promised error, dropping
+        terms (an asymmetric 'Hessian', measured 0.6 of max|H|)."""
         import copy
 
         alt = copy.copy(self)
         alt.kind, alt.method, alt._batches, alt._cache, alt.cache_graph = kind, method, self._batches[:1], {}, False
+        gen = torch.Generator().manual_seed(0)
+        u, w = (torch.randn(self.size, generator=gen, dtype=torch.float64).to(self.dtype).to(self.device)
+                for _ in range(2))
         try:
             with second_order(self.model), _quiet_torch_jit(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                alt._products(torch.ones(self.size, dtype=self.dtype, device=self.device))
-            return True
+                Au, Aw = alt._products(u), alt._products(w)
         except Exception:  # noqa: BLE001 -- any failure means: do not advise it
             return False
+        a, b = float(u @ Aw), float(w @ Au)
+        scale = float(torch.linalg.vector_norm(u)) * max(float(torch.linalg.vector_norm(Au)),
+                                                         float(torch.linalg.vector_norm(Aw)))
+        return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= math.sqrt(torch.finfo(self.dtype).eps) * scale
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """H v for one flat vector v (P,)."""
