@@ -16,7 +16,10 @@ def test_chapter_order_covers_the_story():
     assert ORDER[:4] == ["random_guessing", "curse_of_dimensionality", "cost_functions", "seven_point_bowl"]
     assert ORDER[-1] == "gradient_check"
     assert {"dln_balance", "optimizers", "flat_vs_sharp", "overfitting", "saddles", "deep_linear", "rnn_vs_lstm",
-            "gradient_check", "edge_of_stability"} <= set(ORDER)
+            "gradient_check", "edge_of_stability", "perceptron", "depth_and_minima"} <= set(ORDER)
+    # the perceptron follows the sigmoid neuron's curse of nonlinearity; depth and minima follow flat vs sharp
+    assert ORDER.index("perceptron") == ORDER.index("nonconvexity") + 1
+    assert ORDER.index("depth_and_minima") == ORDER.index("flat_vs_sharp") + 1
     assert set(tour_order(quick=True)) == set(ORDER) - {"edge_of_stability"}
 
 
