@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import platform
+import sys
 import time
 
 import numpy as np
@@ -132,6 +133,16 @@ def loss_landscapes_plane(model, X, y, steps, device):
                                         deepcopy_model=True)
 
 
+def have_loss_landscapes() -> bool:
+    """loss-landscapes importable? If not, say once how to get it (its column is skipped)."""
+    try:
+        import loss_landscapes  # noqa: F401
+    except ImportError:
+        print('note: loss-landscapes is not installed, its column is skipped: pip install -e ".[bench]"', file=sys.stderr)
+        return False
+    return True
+
+
 def run_case(name, device, args):
     model, X, y, res, fpp, widths = make_case(name, device, args.quick)
     M = res * res
@@ -196,6 +207,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)  # one setting for losslab, the loop and loss-landscapes alike
     device = torch.device(args.device)
+    if not args.skip_loss_landscapes and not have_loss_landscapes():
+        args.skip_loss_landscapes = True
     rate = matmul_rate(device)
     info = {"device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
             "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),

@@ -520,6 +520,45 @@ def test_mlp_fast_path_equals_reference(digits, net_fn, loss):
     assert same_fingerprint(fp, module_fingerprint(net))
 
 
+@pytest.mark.parametrize("bias, loss", [(True, "cross_entropy"), (False, "cross_entropy"), (True, "mse")])
+def test_mlp_fast_path_per_point_gemm_branch(digits, monkeypatch, bias, loss):
+    """Big layers run one GEMM per point (out= slices of one buffer); forced here on small layers by a zero
+    threshold, for class-major logits (fused cross-entropy), (M, N, C) outputs (mse) and no biases."""
+    from losslab.landscape import fast_paths
+
+    X, y = digits
+    net = build("mlp", in_dim=64, hidden=[24, 16], out_dim=10, activation="tanh", bias=bias, seed=3)
+    yy = torch.nn.functional.one_hot(y.long(), 10).float() if loss == "mse" else y
+    d = random_directions(net, kind="filter", k=2, seed=0, include_biases=True)
+    C = grid_coords(4, span=1.5)
+    calls = {"n": 0}
+    real_mm, real_addmm = torch.mm, torch.addmm
+
+    def count(f):
+        def g(*a, **kw):
+            calls["n"] += "out" in kw
+            return f(*a, **kw)
+        return g
+    monkeypatch.setattr(fast_paths, "LOOP_GEMM_MACS", 0)
+    monkeypatch.setattr(torch, "mm", count(real_mm))
+    monkeypatch.setattr(torch, "addmm", count(real_addmm))
+    ev = Evaluator(net, (X, yy), loss, d.base, d.vectors, chunk_size=4)  # 16 points: 4 chunks of 4
+    assert ev.fast is not None
+    l, a = ev.run_chunked(C)
+    assert calls["n"] == 2 * len(C)  # two Linear layers after the first, one GEMM per point each: the branch ran
+    monkeypatch.setattr(torch, "mm", real_mm)
+    monkeypatch.setattr(torch, "addmm", real_addmm)
+    ref_l, ref_a = reference_losses(net, X, yy, loss, d.base, d.vectors, C)
+    np.testing.assert_allclose(l.numpy(), ref_l, rtol=RTOL32)  # float32 rounding of reordered sums
+    if loss != "mse":
+        np.testing.assert_allclose(a.numpy(), ref_a, atol=1e-6)
+    ev64 = Evaluator(net, (X, yy), loss, d.base, d.vectors, chunk_size=5, dtype=torch.float64)
+    l64, _ = ev64.run_chunked(C)
+    ref64, _ = reference_losses(net.double(), X.double(), yy.double() if loss == "mse" else yy, loss,
+                                d.base.double(), d.vectors.double(), C)
+    np.testing.assert_allclose(l64.numpy(), ref64, rtol=1e-12)  # float64: the per-point split is exact algebra
+
+
 def test_mlp_fast_path_regression_and_generic_agree(digits):
     X, _ = digits
     torch.manual_seed(0)

@@ -66,6 +66,9 @@ class AffineFirstLayer:
 _ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.LeakyReLU, nn.Softplus, nn.Identity,
                 nn.Dropout)
 _INPLACE = {nn.Tanh: torch.Tensor.tanh_, nn.ReLU: torch.Tensor.relu_, nn.Sigmoid: torch.Tensor.sigmoid_}
+# a Linear layer whose per-point product has at least this many multiply-adds (N in out) runs one GEMM per point
+# instead of a batched GEMM (2^23: ~0.1 ms per call on a CPU core, so the Python call overhead stays under ~1 %)
+LOOP_GEMM_MACS = 2 ** 23
 FAST_CPU_CHUNK_BYTES = 8 * 2 ** 20  # widest hidden activation of one chunk on a CPU (tuned: benchmarks/RESULTS.md)
 
 
@@ -170,7 +173,20 @@ class MLPFastPath:
             # digits MLP's last layer than one GEMM against all 1+k stacks plus a coordinate-weighted sum)
             Wm = torch.mm(caug, W.reshape(j1, -1)).reshape(m, d_out, d_in)
             Bm = torch.mm(caug, B) if B is not None else None  # (m, out)
-            if i == last and class_major:
+            cm = i == last and class_major
+            if m > 1 and H.device.type == "cpu" and n * d_in * d_out >= LOOP_GEMM_MACS:
+                # one GEMM per point, each threaded inside BLAS: a batched GEMM of a few big products splits the
+                # points over the threads on a CPU (3 points on 2 threads: 2 rounds, measured 4.6 vs 3.4 ms per point on
+                # the 1257x512 @ 512x512 layer); the per-call overhead is under 1 % at this size
+                out = H.new_empty((m, d_out, n) if cm else (m, n, d_out))
+                for p in range(m):
+                    lhs, rhs = (Wm[p], H[p].T) if cm else (H[p], Wm[p].T)
+                    if Bm is None:
+                        torch.mm(lhs, rhs, out=out[p])
+                    else:
+                        torch.addmm(Bm[p].unsqueeze(1) if cm else Bm[p], lhs, rhs, out=out[p])
+                H = out
+            elif cm:
                 # (m, C, N) = W(c) H^T: the loss then reduces over C with N contiguous, which vectorizes on a
                 # CPU (measured 2x faster than (m, N, C) for the last GEMM and the fused cross-entropy together)
                 HT = H.transpose(1, 2)
