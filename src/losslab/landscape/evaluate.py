@@ -56,6 +56,7 @@ from ..params import param_spec
 from ..registry import Registry
 from .checks import check_count, check_device, check_dtype, check_plane, default_memory_budget, is_oom
 from .fast_paths import FAST_CPU_CHUNK_BYTES, AffineFirstLayer, MLPFastPath
+from .point_loop import PointLoop, loop_is_faster
 
 BN_MODES = ("eval", "recompute")
 CPU_CHUNK_BYTES = 32 * 2 ** 20  # target activation bytes of one chunk on a CPU (module outputs, one data batch)
@@ -225,6 +226,9 @@ class Evaluator:
         self.chunk_size = chunk_size
         self.max_chunk = 4096
         self._vmap_ok: bool | None = {"vmap": True, "loop": False}.get(strategy)
+        if strategy == "auto" and self.fast is None and loop_is_faster(self.template, self.device):
+            self._vmap_ok = False  # convolutions on a CPU: the loop, without a vmap trial (point_loop.py)
+        self._loop: PointLoop | None = None
 
     # -- data ------------------------------------------------------------------------------
     def _prep(self, X, y):
@@ -366,6 +370,10 @@ class Evaluator:
             return select_output(functional_call(module, {**p, **s}, (xin,), strict=False, tie_weights=True), output)
 
         xin = X if extra_in is None else extra_in
+        if not batched and module is self.template and extra_in is None and static is self.static:
+            if self._loop is None:  # the naive loop's way: parameters written into a private copy
+                self._loop = PointLoop(self.template, self.spec.names, self.dtype, output)
+            return self._loss_sums(self._loop.outputs(params_b, X), y)
         if batched:
             out = vmap(f, in_dims=(0, None, None if extra_in is None else 0))(params_b, static, xin)
         else:

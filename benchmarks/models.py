@@ -1,0 +1,243 @@
+"""Per architecture: surface time vs a naive per-point loop (and loss-landscapes), lambda_max
+time / HVP count / error (and PyHessian), in one process.
+
+Architectures (digits, train split, 1257 examples, 10 classes, cross-entropy, float32, randomly
+initialised with torch.manual_seed(0); the CNN's batch-norm running statistics from one
+train-mode pass over the data, as after training):
+  mlp          losslab MLP 64-32(tanh)-10                                   (2410 parameters)
+  cnn_bn_res   conv(1->11) -> BN -> relu, residual conv(11->11) -> BN, relu,
+               global average pool, linear(11->10); images 1x8x8            (1374 parameters)
+  lstm         nn.LSTM(8, 16) over the 8 image rows, linear head            (1834 parameters)
+  transformer  linear(8->16) tokens + positions, 1 encoder layer (2 heads, ff 32), mean pool, head
+
+Surface: 11x11 grid, span 1, filter-normalized directions (seed 0). "naive" = one deep copy of
+the model, then per grid point theta = base + a d1 + b d2 written into its parameters with
+``torch.no_grad(): p.copy_(...)`` and the full-data mean cross-entropy of ``model(X)`` -- the same
+base and directions as losslab's surface. losslab's time includes everything ``surface()`` does
+(direction drawing, checks, strategy choice). Also timed: ``strategy="vmap"`` and ``"loop"``
+forced, to show what the automatic choice picked from. Error: max |loss - naive| / |naive|.
+
+lambda_max: losslab ``hessian_operator`` + ``lanczos(tol=1e-4)`` (construction included) on the
+first 256 examples; reference = the top eigenvalue (``eigvalsh``) of the exact float64 Hessian
+(``losslab.hessian.exact_hessian``, tested against torch.func.hessian in the test suite).
+
+Timings: wall clock, min over --repeats after one warm-up, all methods in this process with the
+same torch thread count (default 1: on a loaded 2-core machine two intra-op threads wait on each
+other's scheduling and make every op cost a time slice). Peers (loss-landscapes, PyHessian) are
+skipped with a note when not installed: pip install -e ".[bench]".
+
+Run:  python benchmarks/models.py [--repeats 3] [--threads 1] [--only cnn_bn_res,mlp] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from losslab.data import load
+from losslab.models import build
+
+
+class ResidualCNN(nn.Module):
+    def __init__(self, ch: int = 11, classes: int = 10):
+        super().__init__()
+        self.stem = nn.Conv2d(1, ch, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(ch)
+        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(ch)
+        self.head = nn.Linear(ch, classes)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.stem(x)))
+        h = torch.relu(h + self.bn2(self.conv(h)))
+        return self.head(h.mean(dim=(2, 3)))
+
+
+class RowLSTM(nn.Module):
+    def __init__(self, hidden: int = 16, classes: int = 10):
+        super().__init__()
+        self.rnn = nn.LSTM(8, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+class RowTransformer(nn.Module):
+    def __init__(self, d: int = 16, classes: int = 10):
+        super().__init__()
+        self.embed = nn.Linear(8, d)
+        self.pos = nn.Parameter(torch.randn(8, d) * 0.1)
+        layer = nn.TransformerEncoderLayer(d, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x) + self.pos).mean(dim=1))
+
+
+def make(name: str):
+    sp = load("digits", seed=0)
+    X, y = sp.train.X.float(), sp.train.y
+    torch.manual_seed(0)
+    if name == "mlp":
+        return build("mlp", in_dim=64, hidden=[32], out_dim=10, activation="tanh", seed=0).eval(), X, y
+    if name == "cnn_bn_res":
+        X = X.reshape(-1, 1, 8, 8)
+        m = ResidualCNN()
+        with torch.no_grad():
+            m.train()
+            m(X)
+        return m.eval(), X, y
+    X = X.reshape(-1, 8, 8)  # 8 rows of 8 pixels as a sequence
+    return (RowLSTM() if name == "lstm" else RowTransformer()).eval(), X, y
+
+
+ARCHS = ("mlp", "cnn_bn_res", "lstm", "transformer")
+
+
+def best_of(fn, repeats):
+    fn()  # warm-up
+    best, out = math.inf, None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def naive_surface(model, X, y, s):
+    """The naive loop: one deep copy, parameters written per point, full-data forward."""
+    base = torch.as_tensor(s.base, dtype=torch.float32)
+    d = torch.as_tensor(s.directions, dtype=torch.float32)
+    m = copy.deepcopy(model).eval()
+    named = dict(m.named_parameters())
+    params = [named[n] for n in s.param_names]
+    out = np.zeros(s.loss.shape)
+    with torch.no_grad():
+        for i, a in enumerate(s.axes[0]):
+            for j, b in enumerate(s.axes[1]):
+                theta = base + float(a) * d[0] + float(b) * d[1]
+                k = 0
+                for p in params:
+                    p.copy_(theta[k:k + p.numel()].view_as(p))
+                    k += p.numel()
+                out[i, j] = float(F.cross_entropy(m(X), y))
+    return out
+
+
+def have(module: str, what: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        print(f'note: {what} is not installed, its columns are skipped: pip install -e ".[bench]"')
+        return False
+    return True
+
+
+def loss_landscapes_time(model, X, y, repeats):
+    import loss_landscapes
+    import loss_landscapes.metrics
+
+    metric = loss_landscapes.metrics.Loss(nn.CrossEntropyLoss(), X, y)
+    return best_of(lambda: loss_landscapes.random_plane(copy.deepcopy(model), metric, distance=1, steps=11,
+                                                        normalization="filter", deepcopy_model=True), repeats)[0]
+
+
+def pyhessian_lambda_max(model, X, y, repeats):
+    from pyhessian import hessian as ph_hessian
+
+    def run():
+        torch.manual_seed(0)
+        comp = ph_hessian(copy.deepcopy(model), nn.CrossEntropyLoss(), data=(X, y), cuda=False)
+        return float(comp.eigenvalues(top_n=1)[0][0])
+    return best_of(run, repeats)
+
+
+def surface_rows(name, model, X, y, repeats, peers):
+    from losslab.landscape import surface
+
+    kw = dict(loss="cross_entropy", directions="filter", resolution=11, span=1.0, seed=0)
+    t_auto, s = best_of(lambda: surface(model, (X, y), **kw), repeats)
+    t_naive, ref = best_of(lambda: naive_surface(model, X, y, s), repeats)
+    row = {"arch": name, "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+           "naive_s": t_naive, "losslab_s": t_auto, "strategy": s.info["strategy"], "chunk": s.info["chunk_size"],
+           "mlp_fast_path": s.info["mlp_fast_path"], "rel_err": float(np.max(np.abs(s.loss - ref) / np.abs(ref)))}
+    for strat in ("vmap", "loop"):
+        try:  # vmap has no batching rule for some modules (aten::lstm): that strategy is then n/a
+            row[f"{strat}_s"] = best_of(lambda: surface(model, (X, y), strategy=strat, **kw), repeats)[0]
+        except RuntimeError as e:
+            row[f"{strat}_s"] = None
+            row[f"{strat}_error"] = str(e).split("\n")[0][:120]
+    row["loss_landscapes_s"] = loss_landscapes_time(model, X, y, repeats) if peers["ll"] else None
+    return row
+
+
+def lambda_rows(row, model, X, y, repeats, peers, n=256):
+    import losslab.hessian as H
+
+    Xs, ys = X[:n], y[:n]
+    ref = float(torch.linalg.eigvalsh(H.exact_hessian(model, (Xs, ys), "cross_entropy"))[-1])
+
+    def run():
+        op = H.hessian_operator(model, (Xs, ys), "cross_entropy")
+        e = H.lanczos(op, 1, tol=1e-4, seed=0)
+        return float(e.eigenvalues[0]), op.n_products
+    t, (lam, hvps) = best_of(run, repeats)
+    row.update(lambda_exact=ref, lambda_losslab_s=t, lambda_hvps=hvps, lambda_rel_err=abs(lam - ref) / abs(ref))
+    if peers["ph"]:
+        tp, lp = pyhessian_lambda_max(model, Xs, ys, repeats)
+        row.update(lambda_pyhessian_s=tp, lambda_pyhessian_rel_err=abs(lp - ref) / abs(ref))
+    return row
+
+
+def fmt(v, spec):
+    return "—" if v is None else format(v, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", default=",".join(ARCHS))
+    ap.add_argument("--no-hessian", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    peers = {"ll": have("loss_landscapes", "loss-landscapes"), "ph": have("pyhessian", "PyHessian")}
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
+          f"thread(s), load average at start {os.getloadavg()[0]:.1f}")
+    rows = []
+    for name in a.only.split(","):
+        model, X, y = make(name)
+        row = surface_rows(name, model, X, y, a.repeats, peers)
+        if not a.no_hessian:
+            lambda_rows(row, model, X, y, a.repeats, peers)
+        rows.append(row)
+        print(json.dumps(row) if a.json else row, flush=True)
+    print(f"# load average at end {os.getloadavg()[0]:.1f}")
+    print("| arch | params | naive loop (s) | losslab (s) | naive / losslab | chosen | vmap (s) | loop (s) "
+          "| loss-landscapes (s) | max rel. error vs naive | lambda_max (s) | HVPs | rel. error vs exact "
+          "| PyHessian (s) | PyHessian rel. error |")
+    print("|" + "---|" * 15)
+    for r in rows:
+        print(f"| {r['arch']} | {r['params']} | {r['naive_s']:.3f} | {r['losslab_s']:.3f} | "
+              f"{r['naive_s'] / r['losslab_s']:.2f}x | {'mlp fast path' if r['mlp_fast_path'] else r['strategy']}"
+              f" (chunk {r['chunk']}) | {fmt(r['vmap_s'], '.3f')} | {fmt(r['loop_s'], '.3f')} | {fmt(r['loss_landscapes_s'], '.3f')} | "
+              f"{r['rel_err']:.1e} | {fmt(r.get('lambda_losslab_s'), '.3f')} | {r.get('lambda_hvps', '—')} | "
+              f"{fmt(r.get('lambda_rel_err'), '.1e')} | {fmt(r.get('lambda_pyhessian_s'), '.3f')} | "
+              f"{fmt(r.get('lambda_pyhessian_rel_err'), '.1e')} |")
+
+
+if __name__ == "__main__":
+    main()
