@@ -175,11 +175,7 @@ def surface_rows(name, model, X, y, repeats, peers):
            "mlp_fast_path": s.info["mlp_fast_path"], "rel_err": float(np.max(np.abs(s.loss - ref) / np.abs(ref)))}
     for strat in ("vmap", "loop"):
         try:  # vmap has no batching rule for some modules (aten::lstm): that strategy is then n/a
-            try:
             row[f"{strat}_s"] = best_of(lambda: surface(model, (X, y), strategy=strat, **kw), repeats)[0]
-        except RuntimeError as e:  # e.g. no vmap batching rule for aten::lstm: that strategy does not run
-            row[f"{strat}_s"] = None
-            print(f"note: {name} strategy={strat}: {str(e).splitlines()[0][:100]}")
         except RuntimeError as e:
             row[f"{strat}_s"] = None
             row[f"{strat}_error"] = str(e).split("\n")[0][:120]
