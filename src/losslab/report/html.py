@@ -224,7 +224,7 @@ def figure_html(fig: Figure, fid: str, *, arrays: ArrayTable | None = None, colo
     settings_html = f"<details><summary>settings</summary>{settings}</details>" if settings else ""
     blobs = (f'<script type="application/json" id="{fid}-arrays">{embed_json(arrays.blobs)}</script>' if own else "")
     return (
-        f'<figure class="fig" id="{fid}-block" data-key="{esc(fig.key)}">'
+        f'<figure class="fig" id="{fid}-block" data-key="{esc(fig.key)}" data-kind="{esc(fig.kind)}">'
         f'<div class="plotcol"><div class="plot" id="{fid}"></div>{slider}'
         f'<figcaption>{paragraphs(fig.caption)}</figcaption></div>'
         f'<div class="side">{table}{settings_html}'

@@ -27,10 +27,33 @@ def _when(t) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "—"
 
 
+#: the index's "final loss" and "accuracy" columns: the first of these a run's summary has
+LOSS_KEYS = ("final_val_loss", "final_train_loss", "final_loss", "loss_min")
+ACC_KEYS = ("final_val_acc", "final_test_acc", "final_train_acc", "final_acc")
+
+
+def _first(summary: dict, keys) -> tuple[str | None, object]:
+    for k in keys:
+        v = summary.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return k, v
+    return None, None
+
+
+def _metric_cell(summary: dict, keys) -> str:
+    """A number column: the value with the summary key it came from as a tooltip (validation is
+    preferred to training), or an em dash."""
+    k, v = _first(summary, keys)
+    if k is None:
+        return '<td class="num">—</td>'
+    return f'<td class="num" title="{esc(k)} = {esc(repr(v))}">{fmt(v)}</td>'
+
+
 def _summary_cell(summary: dict) -> str:
-    """The run's final loss and accuracy first (then other results), never step counters."""
+    """Other results after the loss and accuracy columns, never step counters."""
+    shown = {_first(summary, LOSS_KEYS)[0], _first(summary, ACC_KEYS)[0]}
     ok = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) and v is not None
-          and k not in _BOOKKEEPING and not k.endswith(("_step", "_steps", "status"))}
+          and k not in _BOOKKEEPING and k not in shown and not k.endswith(("_step", "_steps", "status"))}
     keys = [k for k in PREFERRED if k in ok] + [k for k in ok if k not in PREFERRED]
     if "checks_passed" in ok and "checks_total" in ok:  # one cell: "checks 3/3"
         keys = [k for k in keys if k != "checks_total"]
@@ -90,6 +113,7 @@ def write_index(store=None, *, out: str | os.PathLike | None = None, build_missi
                         f"<td>{esc(study_title(store, r.study) if r.study else '')}</td><td>{esc(r.status)}</td>"
                         f"<td>{esc(_when(r.created))}</td>"
                         f"<td>{seconds(r.wall_time) if r.wall_time is not None else '—'}</td>"
+                        f"{_metric_cell(r.summary, LOSS_KEYS)}{_metric_cell(r.summary, ACC_KEYS)}"
                         f"<td>{_summary_cell(r.summary)}</td></tr>")
     tour = rdir / "tour.html"
     tour_link = (f'<p><a href="{esc(os.path.relpath(tour, path.parent))}">The tour</a> '
@@ -100,7 +124,7 @@ def write_index(store=None, *, out: str | os.PathLike | None = None, build_missi
                     + esc("\n".join(errors)) + "</pre></div>")
     text = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>losslab store index</title>"
-        f"<style>{CSS} tr.bad td{{color:#b00020}} td code{{font-size:.85em}}</style></head><body>"
+        f"<style>{CSS} tr.bad td{{color:#b00020}} td code{{font-size:.85em}} td.num{{text-align:right;white-space:nowrap}}</style></head><body>"
         f"<h1>losslab store</h1><p class=\"meta\">{esc(Path(store.path).resolve())} · {len(runs)} runs · "
         f"{len(labels)} studies · indexed {esc(_when(time.time()))}</p>{tour_link}{err_html}"
         "<h2>Studies</h2>"
@@ -108,7 +132,7 @@ def write_index(store=None, *, out: str | os.PathLike | None = None, build_missi
            + "".join(rows_st) + "</tbody></table>" if rows_st else "<p class=\"muted\">no studies</p>")
         + "<h2>Runs</h2>"
         + ("<table><thead><tr><th>id</th><th>name</th><th>kind</th><th>study</th><th>status</th><th>created</th>"
-           "<th>wall time</th><th>summary</th></tr></thead><tbody>" + "".join(rows_run) + "</tbody></table>"
+           "<th>wall time</th><th>final loss</th><th>accuracy</th><th>other results</th></tr></thead><tbody>" + "".join(rows_run) + "</tbody></table>"
            if rows_run else "<p class=\"muted\">no runs</p>")
         + "</body></html>\n"
     )
