@@ -157,6 +157,12 @@ def test_one_colour_per_meaning_within_a_chapter(tour):
         bad = {n: c for n, c in shared.items() if len(c) > 1}
         assert not bad, (ch["key"], bad)
     assert seen_any >= 3  # names that recur across figures were compared (the bowl's lrs at least)
+    # the bowl names each learning rate the same way in every figure that shows it (contour, 3-D, excess loss)
+    bowl = next(ch for ch in chapters if ch["key"] == "seven_point_bowl")
+    lr_names = [sorted(t["name"] for t in f["traces"] if "lr=" in t["name"]) for f in bowl["figures"]]
+    lr_names = [n for n in lr_names if n]
+    assert len(lr_names) >= 2 and all(n == lr_names[0] for n in lr_names), lr_names
+    assert len(lr_names[0]) == 3 and all(re.search(r"^(small|good|too large): ", n) for n in lr_names[0]), lr_names
 
 
 def test_bar_charts_have_named_categories(tour):
@@ -287,8 +293,7 @@ def test_raw_tables_are_folded(tour):
         assert s["firstTable"] < 0 or s["firstTable"] > s["firstFig"], s
         # folded = inside a closed <details> (Chromium keeps an offsetParent for closed details content)
         assert s["summaries"] and all(t["folded"] for t in s["summaries"]), s
-        # not asserted yet: s["longOpen"] == 0 fails on learning_rate (an open table of more than 12 rows
-        # outside its figures); left open in #17
+        assert s["longOpen"] == 0, s  # long raw tables are folded; only a figure's own table stays open
     # a folded table opens on a click and shows its rows
     d = page.locator("section.chapter details:has(table.summary)").first
     d.locator("summary").click()

@@ -211,9 +211,10 @@ def _seven_point_bowl(quick: bool, seed: int) -> ChapterResult:
         w, b = S[:, iw], S[:, ib]
         z = _bowl_loss(w, b, x, y)
         role = label.split(":")[0]  # one colour per role in every figure of the chapter
-        paths.append(FigPath(f"lr={lr:.4g} ({role})", w, b, z, tr.snapshot_steps, None, color=ROLE_COLORS[role]))
+        name = f"{label} (lr={lr:.4g})"  # the same legend name in every figure of the chapter (one colour per role)
+        paths.append(FigPath(name, w, b, z, tr.snapshot_steps, None, color=ROLE_COLORS[role]))
         excess = np.maximum(z - l_star, 1e-300)
-        loss_series.append(Series(f"{label} (lr={lr:.4g})", tr.snapshot_steps.astype(float), excess,
+        loss_series.append(Series(name, tr.snapshot_steps.astype(float), excess,
                                   color=ROLE_COLORS[role]))
         key = label.split(":")[0].replace(" ", "_")
         arrays.update({f"{key}/steps": tr.snapshot_steps, f"{key}/w": w, f"{key}/b": b, f"{key}/loss": z})
