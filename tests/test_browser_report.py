@@ -272,6 +272,29 @@ def test_numbers_tables_are_not_clipped(browser, built, width):
         page.close()
 
 
+def test_numbers_table_cells_never_break_a_short_word(tour):
+    """A value such as "completed" or "0.003427" stays on one line (a cell breaks between words;
+    only a word longer than the whole column may be split): each word of each open table cell
+    beside a figure has one line box."""
+    broken = tour[0].evaluate("""() => {
+      const out = [];
+      document.querySelectorAll('figure.fig .side table td, figure.fig .side table th').forEach(c => {
+        if (!c.offsetParent) return;
+        const walker = document.createTreeWalker(c, NodeFilter.SHOW_TEXT);
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+          for (const m of n.textContent.matchAll(/\\S+/g)) {
+            if (m[0].length > 14) continue;
+            const r = document.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+            const lines = new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top)));
+            if (lines.size > 1) out.push([c.closest('figure').dataset.key, m[0]]);
+          }
+        }
+      });
+      return out;
+    }""")
+    assert broken == [], broken[:10]
+
+
 def test_raw_tables_are_folded(tour):
     """The measured numbers of a chapter are a closed <details> after its figures; no open table
     is long (a figure's own "numbers shown" table sits beside it by design); a chapter leads with its

@@ -121,3 +121,19 @@ def test_slq_trace_is_deflated_by_the_first_probe_and_exact_in_the_limit():
     d = slq(A, n_probes=4, n_steps=P, seed=0)  # the first probe's Krylov space is the whole space
     tr, se = d.trace
     assert abs(tr - truth) < 1e-8 and se < 1e-8  # remainder zero up to rounding (absolute floor)
+
+
+def test_deflated_turns_exact_on_a_small_operator_rather_than_overspend():
+    # P = 87 with a flat spectrum at rtol 1e-3: Hutchinson would need thousands of probes, the
+    # exact remainder costs P - k products; the estimate must be exact (1e-9: rounding of ~87
+    # products with a 87 x 87 QR) and cost at most P + min_samples + block products
+    g = torch.Generator().manual_seed(3)
+    eigs = 0.5 + torch.rand(87, generator=g, dtype=torch.float64)
+    A, truth = _matrix(eigs, seed=5), float(eigs.sum())
+    t = deflated(A, rtol=1e-3, seed=0)
+    assert t.converged and t.stderr == 0.0 and t.rank == 87
+    assert abs(t.estimate - truth) < 1e-9 * abs(truth), (t.estimate, truth)
+    assert t.n_products <= 87 + 30 + 8, t.n_products
+    # P - k <= min_samples after Lanczos: the Krylov space is finished instead of probing
+    t = deflated(_matrix(eigs[:25], seed=6), rtol=0.05, seed=1)
+    assert t.n_samples == 0 and t.stderr == 0.0 and abs(t.estimate - float(eigs[:25].sum())) < 1e-9

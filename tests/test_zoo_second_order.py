@@ -287,7 +287,8 @@ def test_trace_estimates_are_within_their_stated_errors_of_the_exact_trace(name)
     warned = any(issubclass(x.category, H.ConvergenceWarning) for x in w)
     assert warned == (not d.converged)
     assert d.converged or name in TRACE_NOT_CONVERGED, d
-    assert abs(d.estimate - exact) <= N_SE * d.stderr, (d, exact)
+    # + a rounding floor: on a small model (P = 87) the remainder is computed exactly (s.e. 0)
+    assert abs(d.estimate - exact) <= N_SE * d.stderr + 1e-9 * abs(exact), (d, exact)
     # Hutch++
     hp = H.hessian_trace(model, data, entry.loss, method="hutchpp", seed=0, n_products=60, **kw)
     assert abs(hp.estimate - exact) <= N_SE * hp.stderr, (hp, exact)
@@ -398,3 +399,20 @@ def test_sharpness_tracking_during_training_matches_the_exact_hessian_of_a_hand_
     # and the run is the hand loop's (parameters and batch-norm running statistics)
     for (k, a), (_, b) in zip(traj.model.state_dict().items(), ref_model.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=k)
+
+
+def test_a_model_in_train_mode_warns_once_on_the_hessian_side_and_the_mode_is_recorded():
+    entry = ZOO_BY_NAME["cnn_bn_residual"]
+    model, (X, y) = entry.model(0).train(), tensors(entry)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        op = H.hessian_operator(model, (X, y), "cross_entropy")
+        H.lambda_max(model, (X, y), "cross_entropy", seed=0)
+    mode_warnings = [x for x in w if "train mode" in str(x.message)]
+    assert len(mode_warnings) == 2 and "bn1" in str(mode_warnings[0].message)  # one per call
+    assert op.caller_mode == "train" and op.mode == "eval" and model.training  # the caller's mode untouched
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        op = H.hessian_operator(model, (X, y), "cross_entropy", train_mode=True)  # measured as it is: silent
+        H.hessian_operator(model.eval(), (X, y), "cross_entropy")
+    assert not [x for x in w if "train mode" in str(x.message)] and op.mode == "train"

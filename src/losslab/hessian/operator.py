@@ -195,6 +195,8 @@ class HessianOperator:
         self.loss = get_loss(loss)
         self.model = model
         self.train_mode = bool(train_mode)
+        self.mode = "train" if self.train_mode else "eval"  # the mode the Hessian is measured in
+        self.caller_mode = "train" if model.training else "eval"  # the caller's (never changed)
         trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
         if params is not None:
             unknown = [n for n in params if n not in trainable]
@@ -508,7 +510,7 @@ class HessianOperator:
 def hessian_operator(model: nn.Module, data, loss: str | Loss, *, method: str = "double_backward",
                      block: BlockSpec = None, batch_size: int | None = None, dtype: torch.dtype | None = None,
                      train_mode: bool = False, cache_graph: bool | None = None, output=None,
-                     batch_keys=None) -> HessianOperator:
+                     batch_keys=None, warn_mode: bool = True) -> HessianOperator:
     """The Hessian of the full-data loss of ``model`` on ``data`` as a linear operator.
 
     ``data``: (X, y), ``Data``, ``Splits`` (its train split) or an iterable of (X, y) batches;
@@ -519,7 +521,13 @@ def hessian_operator(model: nn.Module, data, loss: str | Loss, *, method: str = 
     ``output``: what the loss takes from the forward's return value (a key, an index or a callable;
     :func:`losslab.adapters.select_output`); ``batch_keys=(inputs_key, targets_key)`` reads dict
     batches; ``loss`` may be a callable ``(output, target) -> per-example (N,) or mean loss``.
+    ``warn_mode``: a model in train mode with dropout or batch norm, measured in eval mode, gets one
+    warning (``op.caller_mode`` / ``op.mode`` record both); callers that record the mode themselves
+    (the training-time sharpness callback) pass False.
     """
+    from ..validate import warn_train_mode
+    if warn_mode:
+        warn_train_mode(model, measured="train" if train_mode else "eval", where="hessian")
     return HessianOperator(model, data, loss, kind="hessian", method=method, block=block, batch_size=batch_size,
                            dtype=dtype, train_mode=train_mode, cache_graph=cache_graph, output=output,
                            batch_keys=batch_keys)
@@ -533,6 +541,8 @@ def ggn_operator(model: nn.Module, data, loss: str | Loss, *, block: BlockSpec =
     Schraudolph (2002); Martens (2010), sec. 4.2. For ``mse`` H_out = (2/K) I, for
     ``cross_entropy`` H_out = diag(p) - p p^T (softmax p), so G is positive semi-definite.
     """
+    from ..validate import warn_train_mode
+    warn_train_mode(model, measured="train" if train_mode else "eval", where="ggn")
     return HessianOperator(model, data, loss, kind="ggn", method="forward_over_reverse", block=block,
                            batch_size=batch_size, dtype=dtype, train_mode=train_mode, output=output,
                            batch_keys=batch_keys)

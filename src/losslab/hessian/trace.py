@@ -36,6 +36,10 @@ s / sqrt(n). The split k is chosen adaptively (in the spirit of A-Hutch++, Perss
 / eps^2 remainder probes at a target standard error eps = max(atol, rtol |tr H|). Lanczos stops
 once the last three steps saved less than one probe each (|tr H| planned from the Hutchinson
 sample v^T H v of the start and the deflated part), or at ``max_rank``.
+On a small operator the estimate becomes exact where that is cheaper: Lanczos runs on while the
+rest of the space, P - k, is no larger than ``min_samples``, and once the remainder probes still
+planned ((s / eps)^2 - n) outnumber P - k, the remainder is computed exactly as tr(C^T H C) over
+an orthonormal basis C of the complement (P - k products; s.e. 0; P <= 4096).
 """
 from __future__ import annotations
 
@@ -185,6 +189,9 @@ def hutchpp(op, *, n_products: int = 30, distribution: str = "rademacher",
                          time.perf_counter() - t0, tuple((top + samples).tolist()), s, top)
 
 
+_EXACT_REST_MAX_P = 4096  # a complete QR of Q is P x P (128 MiB of float64 at 4096)
+
+
 def deflated_hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_samples: int | None = None, max_samples: int = 1000,
              max_rank: int | None = None, block: int = 8, distribution: str = "rademacher",
              seed: int | torch.Generator = 0, warn: bool = True) -> TraceEstimate:
@@ -216,6 +223,8 @@ def deflated_hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_sample
         saved.append(2.0 * (alphas[-1] ** 2 + 2.0 * beta ** 2))
         if k >= P or k >= k_max:
             return True
+        if P - k <= min_samples:  # finishing the Krylov space costs no more than the fewest remainder probes
+            return False
         if k < 3:
             return False
         plan = max(abs(nv2 * alphas[0]), abs(sum(alphas)))  # |tr H| for planning only (not in the estimate)
@@ -232,6 +241,22 @@ def deflated_hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_sample
     samples: list[float] = []
     converged = k >= P  # the Krylov space is the whole space: tr(T_P) is the trace
     se = 0.0 if converged else float("inf")
+    exact_rest = None  # tr(C^T H C) over an orthonormal basis C of the complement, once that is cheaper
+
+    def complement_trace() -> float:
+        # the remainder exactly in P - k products: C = the last P - k columns of a complete QR of Q
+        C = torch.linalg.qr(Qc, mode="complete")[0][:, k:].contiguous()
+        total = 0.0
+        for j in range(0, C.shape[1], max(block, 1)):
+            Cj = C[:, j:j + block]
+            HC = op.matmat(Cj) if Cj.shape[1] > 1 else op.matvec(Cj[:, 0])[:, None]
+            total += float((Cj * HC).sum())
+        if not math.isfinite(total):
+            raise _not_finite("the exact remainder of the deflated trace")
+        return total
+
+    if not converged and P - k <= min_samples and P <= _EXACT_REST_MAX_P:
+        exact_rest, converged = complement_trace(), True
     while not converged and len(samples) < max_samples:
         b = min(block, max_samples - len(samples))
         G = probes(P, b, gen=gen, dtype=op.dtype, device=device, distribution=distribution)
@@ -245,9 +270,17 @@ def deflated_hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_sample
         if n >= min_samples:
             t = torch.tensor(samples, dtype=torch.float64)
             se = float(t.std(unbiased=True)) / math.sqrt(n)
-            if se <= max(atol, rtol * abs(top + float(t.mean()))):
+            eps = max(atol, rtol * abs(top + float(t.mean())))
+            if se <= eps:
                 converged = True
+            elif P <= _EXACT_REST_MAX_P and (n * (se / eps) ** 2 if eps > 0 else math.inf) - n > P - k:
+                # the probes still planned outnumber the complement's dimension: finish exactly
+                exact_rest, converged = complement_trace(), True
     rem = torch.tensor(samples, dtype=torch.float64)
+    if exact_rest is not None:  # exact: tr(T_k) + tr(C^T H C); the probes taken stay in `samples`
+        est, se, k = top + exact_rest, 0.0, P
+        return TraceEstimate(est, se, len(samples), getattr(op, "n_products", 0) - n0, "deflated_hutchinson", True,
+                             rtol, atol, time.perf_counter() - t0, tuple((top + rem).tolist()), k, est)
     est = top + (float(rem.mean()) if samples else 0.0)
     if samples:
         se = float(rem.std(unbiased=True)) / math.sqrt(len(samples)) if len(samples) > 1 else float("inf")

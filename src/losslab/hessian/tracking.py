@@ -72,7 +72,8 @@ def sharpness_callback(*, every: int, data, loss: str | Loss, lr: float | None =
     def fn(step: int, model: nn.Module, trajectory_so_far: Any = None) -> dict[str, float]:
         if step % every != 0:
             return {}
-        op = hessian_operator(model, data, loss, block=block, batch_size=batch_size, dtype=dtype)
+        op = hessian_operator(model, data, loss, block=block, batch_size=batch_size, dtype=dtype,
+                             warn_mode=False)  # train()/the tracker record the measured mode
         v0 = state["v"] if (warm_start and state["v"] is not None and state["v"].shape[0] == op.size) else None
         eig = lanczos(op, 1, tol=tol, max_iter=max_iter, seed=seed + step, v0=v0)
         state["v"] = eig.eigenvectors[:, 0].detach().clone()

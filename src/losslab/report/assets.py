@@ -15,7 +15,7 @@ figure.fig{display:flex;flex-wrap:wrap;gap:1em;margin:1.2em 0;padding:.8em;borde
 .plotcol{flex:3 1 560px;min-width:0} .side{flex:1 1 280px;min-width:0;max-width:100%;font-size:.85em;overflow:auto;max-height:640px}
 .plot{width:100%;min-height:300px} figcaption{color:#333;font-size:.92em}
 .tablewrap{max-width:100%;overflow-x:auto}
-table{border-collapse:collapse;margin:.4em 0;max-width:100%} th,td{border-bottom:1px solid #eee;padding:2px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere;word-break:break-word}
+table{border-collapse:collapse;margin:.4em 0;max-width:100%} th,td{border-bottom:1px solid #eee;padding:2px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word;word-break:normal}
 th{font-weight:600;color:#444} caption{text-align:left;font-weight:600;color:#666;font-size:.9em}
 td[title]{cursor:help}
 details summary{cursor:pointer;color:#555;font-weight:600;font-size:.92em;margin:.3em 0}
