@@ -380,3 +380,30 @@ def test_stored_experiment_run_is_reported(tmp_path):
     assert html.escape(f"Toy {EVIL}") in text and EVIL not in text
     assert "✔ x is 2" in text and "Claim: a claim" in text
     assert _data(text, "f0-0")["paths"][1]["x"].tolist() == [1.0, 0.5]
+
+
+def test_more_curves_than_colours_still_look_different():
+    # twelve optimizers on one plot: the palette repeats, so a repeated colour gets a dash
+    names = [f"opt{i}" for i in range(12)]
+    f = Figure("many", "many", "lines", series=tuple(Series(n, np.arange(3.0), np.arange(3.0) + i) for i, n in enumerate(names)))
+    looks = [(t["line"]["color"], t["line"].get("dash")) for t in plotly_spec(f)["data"] if t.get("name") in names]
+    assert len(looks) == 12 and len(set(looks)) == 12, looks
+    x = np.linspace(-1, 1, 5)
+    g = Grid(x, x, x[None, :] + x[:, None])
+    paths = tuple(Path(n, np.array([0.0, 0.5]), np.array([0.0, 0.1 * i])) for i, n in enumerate(names))
+    for kind in ("contour", "surface"):
+        data = plotly_spec(Figure("p", "p", kind, grid=g, paths=paths))["data"]
+        looks = [(t["line"]["color"], t["line"].get("dash")) for t in data if t.get("name") in names]
+        assert len(looks) == 12 and len(set(looks)) == 12, (kind, looks)
+
+
+def test_a_log_axis_under_a_decade_is_labelled_at_1_2_5_values():
+    from losslab.report.plotly_render import log_axis
+    ax = log_axis([np.array([0.018, 0.05, 0.21])])  # about 1.07 decades of data -> decades only
+    assert ax["dtick"] == 1 and "tickvals" not in ax
+    ax = log_axis([np.array([0.019, 0.05, 0.17])])  # under a decade: 0.02, 0.05, 0.1 (no "2, 0.1, 9, 8, ...")
+    assert ax["tickvals"] == [0.02, 0.05, 0.1] and ax["ticktext"] == ["0.02", "0.05", "0.1"]
+    ax = log_axis([np.array([3.1, 3.9])])  # narrow: single digits 3, 4 (1-2-5 gives none here)
+    assert ax["tickvals"] == [3.0, 4.0]
+    ax = log_axis([np.array([3.1, 3.2])])  # a sliver: plotly's own labels
+    assert "tickvals" not in ax and ax["type"] == "log"

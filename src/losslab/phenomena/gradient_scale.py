@@ -78,6 +78,9 @@ def condition_number(H: np.ndarray) -> tuple[np.ndarray, float]:
     return ev, float(ev[-1] / ev[0])
 
 
+RATIO_FLOOR = 1e-16  # relative excess losses are drawn from here up (float64 rounding below)
+
+
 def kappa_2x2(x) -> float:
     """kappa of (2/N) [[sum x^2, sum x], [sum x, N]] for a scalar feature x: the 2x2 eigenvalues
     (tr +- sqrt(tr^2 - 4 det)) / 2 in closed form, det = 4 Var(x), tr = 2 (E[x^2] + 1)."""
@@ -390,9 +393,12 @@ def run(*, quick: bool = False, seed: int = 0, eps: float | None = None, depth: 
             checks[f"{name}: standardising cuts kappa >= 100x and GD steps >= 100x"] = bool(
                 raw["kappa"] >= 100 * std["kappa"] and raw["steps_measured"] >= 100 * std["steps_measured"])
         for c in cases:
-            figs_series = (Series(f"{c['label']} measured", np.arange(len(c["ratio"])), np.maximum(c["ratio"], 1e-300)),
-                           Series(f"{c['label']} modal prediction", np.arange(len(c["pred_ratio"])),
-                                  np.maximum(c["pred_ratio"], 1e-300), dash=True))
+            # drawn floored at 1e-16: below that, L_t - L* is float64 rounding of the loss, and a value of
+            # 1e-300 (or 0) would stretch the log axis over 300 decades; "a: measured" and "a: modal
+            # prediction" share a colour (one meaning per case), the prediction dashed
+            figs_series = (Series(f"{c['label']}: measured", np.arange(len(c["ratio"])), np.maximum(c["ratio"], RATIO_FLOOR)),
+                           Series(f"{c['label']}: modal prediction", np.arange(len(c["pred_ratio"])),
+                                  np.maximum(c["pred_ratio"], RATIO_FLOOR), dash=True))
             c["series"] = figs_series
         figs.append(Figure(
             key="conditioning", title="Gradient descent at lr = 1/lambda_max: relative excess loss", kind="lines",
@@ -401,7 +407,8 @@ def run(*, quick: bool = False, seed: int = 0, eps: float | None = None, depth: 
             caption=("Linear regression (mse) on the seven points and on `linear` (dim 4, columns scaled and offset), "
                      "raw and standardised. kappa: " + ", ".join(f"{c['label']} {c['kappa']:.4g}" for c in cases)
                      + ". Steps to eps (measured / modal / bound): "
-                     + ", ".join(f"{c['label']} {c['steps_measured']}/{c['steps_modal']}/{c['steps_bound']}" for c in cases)),
+                     + ", ".join(f"{c['label']} {c['steps_measured']}/{c['steps_modal']}/{c['steps_bound']}" for c in cases)
+                     + f". Values below {RATIO_FLOOR:g} (float64 rounding of L_t - L*) are drawn at {RATIO_FLOOR:g}."),
             table={c["label"]: {"kappa": c["kappa"], "steps": c["steps_measured"], "bound": c["steps_bound"]} for c in cases}))
         for c in cases:
             del c["series"]
@@ -438,8 +445,8 @@ def run(*, quick: bool = False, seed: int = 0, eps: float | None = None, depth: 
             arrays[f"init/gain_{g:g}/chi"] = np.stack([a[2] for a in G_all])
             arrays[f"init/gain_{g:g}/q_measured"] = np.stack([a[3] for a in G_all])
             arrays[f"init/gain_{g:g}/q_meanfield"] = np.stack([a[4] for a in G_all])
-            prof_fig += [Series(f"sigma_w {g:g} measured", layers, Gm, mode="lines+markers"),
-                         Series(f"sigma_w {g:g} mean field", layers, Gp, dash=True)]
+            prof_fig += [Series(f"sigma_w {g:g}: measured", layers, Gm, mode="lines+markers"),  # one colour per gain
+                         Series(f"sigma_w {g:g}: mean field", layers, Gp, dash=True)]
             # training loss after K steps at this gain (full-batch gradient descent)
             tnet = gaussian_mlp(in_dim=2, width=train_width, depth=depth, out_dim=2, sigma_w=g, sigma_b=sigma_b, seed=seed)
             tr = train(tnet, sp, optimizer="gd", lr=train_lr, steps=train_steps, seed=seed,

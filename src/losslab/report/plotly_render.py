@@ -129,6 +129,21 @@ def item_colors(items, colors: dict[str, str] | None) -> list[str]:
     return out
 
 
+_REPEAT_DASHES = ("dash", "dot", "dashdot", "longdash")
+
+
+def repeat_dashes(cols: list[str]) -> list[str | None]:
+    """A dash for each item whose colour an earlier item of the same figure already has (more
+    curves than the palette has colours, e.g. twelve optimizers): same colour, different line."""
+    seen: dict[str, int] = {}
+    out: list[str | None] = []
+    for c in cols:
+        n = seen.get(c, 0)
+        seen[c] = n + 1
+        out.append(_REPEAT_DASHES[(n - 1) % len(_REPEAT_DASHES)] if n else None)
+    return out
+
+
 class _Fake:  # a figure-like holder of series for section_colors
     def __init__(self, items):
         self.series, self.paths = tuple(items), ()
@@ -156,14 +171,26 @@ def log_axis(values) -> dict:
     if r is not None and r[0] > 0:
         decades = np.log10(r[1]) - np.log10(r[0])
         if decades >= 1.0:
-            ax.update({"dtick": int(max(1, np.ceil(decades / 8))), "minor": {"ticks": "outside", "ticklen": 3,
-                                                                          "showgrid": False}})
+            # major ticks drawn too, so that the short minor marks read as a scale, not as minus signs
+            ax.update({"dtick": int(max(1, np.ceil(decades / 8))), "ticks": "outside", "ticklen": 6,
+                       "minor": {"ticks": "outside", "ticklen": 3, "showgrid": False}})
+        else:
+            # under a decade plotly labels every digit ("2, 0.1, 9, 8, ... 3, 2"): label 1-2-5 values
+            # instead (all digits 1-9 when fewer than two 1-2-5 values fall in the range), in plain numbers
+            lo, hi = r[0] / 1.1, r[1] * 1.1  # plotly pads the drawn range a little
+            k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+            for mantissas in ((1, 2, 5), tuple(range(1, 10))):
+                vals = [float(f"{m}e{k}") for k in range(k0, k1 + 1) for m in mantissas if lo <= float(f"{m}e{k}") <= hi]
+                if len(vals) >= 2:
+                    ax.update({"tickvals": vals, "ticktext": [f"{v:g}" for v in vals]})
+                    break
     return ax
 
 
 def _series_traces(fig: Figure, enc: "_Enc", colors: dict[str, str] | None) -> list[dict]:
     traces = []
     cols = item_colors(fig.series, colors)
+    rdash = repeat_dashes(cols)
     for i, s in enumerate(fig.series):
         color = cols[i]
         name = esc(s.name)
@@ -202,7 +229,8 @@ def _series_traces(fig: Figure, enc: "_Enc", colors: dict[str, str] | None) -> l
             mode = "lines"  # thousands of markers are one smear: draw the line
         tr = {"type": "scatter", "mode": mode, "name": name, "x": None if s.x is None and idx is None else put(pick(xs)),
               "y": put(pick(y)), "legendgroup": f"s{i}",
-              "line": {"color": color, **({"dash": "dash"} if s.dash else {})}, "marker": {"color": color, "size": 6}}
+              "line": {"color": color, **({"dash": "dash"} if s.dash else {"dash": rdash[i]} if rdash[i] else {})},
+              "marker": {"color": color, "size": 6}}
         traces.append(tr)
     if fig.hlines and fig.kind in ("lines", "scatter"):
         xr = _finite_range(*[s.x for s in fig.series]) or (0.0, 1.0)
@@ -357,8 +385,10 @@ def plotly_spec(fig: Figure, *, arrays: ArrayTable | None = None, colors: dict[s
                          "opacity": 0.9, "name": esc(g.z_label), "cmin": zr[0], "cmax": zr[1],
                          "contours": {"z": {"show": True, "usecolormap": True, "project": {"z": True}}}})
         pcols = item_colors(fig.paths, colors)
+        pdash = repeat_dashes(pcols)
         for i, p in enumerate(fig.paths):
             color = pcols[i]
+            dash = {"dash": pdash[i]} if pdash[i] else {}
             n = len(np.asarray(p.x))
             idx = stride_indices(n, MAX_PATH_POINTS)
             pick = (lambda a: a) if idx is None else (lambda a, idx=idx: None if a is None else np.asarray(a)[idx])
@@ -371,9 +401,9 @@ def plotly_spec(fig: Figure, *, arrays: ArrayTable | None = None, colors: dict[s
             if three_d:
                 pz = path_z(p, g)
                 tr.update({"type": "scatter3d", "z": (put(pick(p.z)) if p.z is not None else enc.drawn(pick(pz))),
-                           "line": {"color": color, "width": 5}, "marker": {"size": 2.5, "color": color}})
+                           "line": {"color": color, "width": 5, **dash}, "marker": {"size": 2.5, "color": color}})
             else:
-                tr.update({"type": "scatter", "line": {"color": color, "width": 2}, "marker": {"size": 4, "color": color}})
+                tr.update({"type": "scatter", "line": {"color": color, "width": 2, **dash}, "marker": {"size": 4, "color": color}})
             data.append(tr)
         if fig.slider and fig.paths:
             for i, p in enumerate(fig.paths):
