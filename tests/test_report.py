@@ -407,3 +407,12 @@ def test_a_log_axis_under_a_decade_is_labelled_at_1_2_5_values():
     assert ax["tickvals"] == [3.0, 4.0]
     ax = log_axis([np.array([3.1, 3.2])])  # a sliver: plotly's own labels
     assert "tickvals" not in ax and ax["type"] == "log"
+
+
+def test_one_meaning_one_colour_within_a_figure_told_apart_by_dash():
+    f = Figure("pairs", "pairs", "lines", series=(
+        Series("gain 1: measured", np.arange(3.0), np.ones(3)), Series("gain 1: mean field", np.arange(3.0), np.ones(3), dash=True),
+        Series("gain 2: measured", np.arange(3.0), 2 * np.ones(3)), Series("gain 2: mean field", np.arange(3.0), 2 * np.ones(3), dash=True)))
+    tr = {t["name"]: (t["line"]["color"], t["line"].get("dash")) for t in plotly_spec(f)["data"]}
+    assert tr["gain 1: measured"][0] == tr["gain 1: mean field"][0] != tr["gain 2: measured"][0] == tr["gain 2: mean field"][0]
+    assert len(set(tr.values())) == 4

@@ -121,10 +121,14 @@ def item_colors(items, colors: dict[str, str] | None) -> list[str]:
     for its meaning, never the same colour twice in one figure unless the palette runs out."""
     colors = colors if colors is not None else section_colors([_Fake(items)])
     out: list[str] = []
+    owner: dict[str, str] = {}  # colour -> the meaning that holds it in this figure
     for i, it in enumerate(items):
-        c = getattr(it, "color", None) or colors.get(color_key(it.name))
-        if c is None or (c in out and not getattr(it, "color", None)):
-            c = next((x for x in COLORS if x not in out), COLORS[i % len(COLORS)])
+        key = color_key(it.name)
+        c = getattr(it, "color", None) or colors.get(key)
+        # the same meaning keeps its colour ("a: measured" and "a: predicted"); another meaning may not take it
+        if c is None or (owner.get(c, key) != key and not getattr(it, "color", None)):
+            c = next((x for x in COLORS if x not in owner), COLORS[i % len(COLORS)])
+        owner.setdefault(c, key)
         out.append(c)
     return out
 
