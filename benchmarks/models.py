@@ -179,7 +179,12 @@ def surface_rows(name, model, X, y, repeats, peers):
         except RuntimeError as e:
             row[f"{strat}_s"] = None
             row[f"{strat}_error"] = str(e).split("\n")[0][:120]
-    row["loss_landscapes_s"] = loss_landscapes_time(model, X, y, repeats) if peers["ll"] else None
+    row["loss_landscapes_s"] = None
+    if peers["ll"]:
+        try:  # the peer's own failure on a model is a result (e.g. a zero-norm filter), not a crash of the table
+            row["loss_landscapes_s"] = loss_landscapes_time(model, X, y, repeats)
+        except Exception as e:  # noqa: BLE001 - any peer error is reported in the table
+            row["loss_landscapes_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
     return row
 
 
@@ -196,12 +201,17 @@ def lambda_rows(row, model, X, y, repeats, peers, n=256):
     t, (lam, hvps) = best_of(run, repeats)
     row.update(lambda_exact=ref, lambda_losslab_s=t, lambda_hvps=hvps, lambda_rel_err=abs(lam - ref) / abs(ref))
     if peers["ph"]:
-        tp, lp = pyhessian_lambda_max(model, Xs, ys, repeats)
-        row.update(lambda_pyhessian_s=tp, lambda_pyhessian_rel_err=abs(lp - ref) / abs(ref))
+        try:
+            tp, lp = pyhessian_lambda_max(model, Xs, ys, repeats)
+            row.update(lambda_pyhessian_s=tp, lambda_pyhessian_rel_err=abs(lp - ref) / abs(ref))
+        except Exception as e:  # noqa: BLE001 - any peer error is reported in the table
+            row["pyhessian_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
     return row
 
 
-def fmt(v, spec):
+def fmt(v, spec, err=None):
+    if v is None and err:
+        return f"fails: {err.split(':')[0]}"
     return "—" if v is None else format(v, spec)
 
 
@@ -226,6 +236,10 @@ def main():
         rows.append(row)
         print(json.dumps(row) if a.json else row, flush=True)
     print(f"# load average at end {os.getloadavg()[0]:.1f}")
+    for r in rows:
+        for k in ("loss_landscapes_error", "pyhessian_error", "vmap_error", "loop_error"):
+            if r.get(k):
+                print(f"# {r['arch']}: {k.replace('_error', '')} failed: {r[k]}")
     print("| arch | params | naive loop (s) | losslab (s) | naive / losslab | chosen | vmap (s) | loop (s) "
           "| loss-landscapes (s) | max rel. error vs naive | lambda_max (s) | HVPs | rel. error vs exact "
           "| PyHessian (s) | PyHessian rel. error |")
@@ -233,9 +247,9 @@ def main():
     for r in rows:
         print(f"| {r['arch']} | {r['params']} | {r['naive_s']:.3f} | {r['losslab_s']:.3f} | "
               f"{r['naive_s'] / r['losslab_s']:.2f}x | {'mlp fast path' if r['mlp_fast_path'] else r['strategy']}"
-              f" (chunk {r['chunk']}) | {fmt(r['vmap_s'], '.3f')} | {fmt(r['loop_s'], '.3f')} | {fmt(r['loss_landscapes_s'], '.3f')} | "
+              f" (chunk {r['chunk']}) | {fmt(r['vmap_s'], '.3f')} | {fmt(r['loop_s'], '.3f')} | {fmt(r['loss_landscapes_s'], '.3f', r.get('loss_landscapes_error'))} | "
               f"{r['rel_err']:.1e} | {fmt(r.get('lambda_losslab_s'), '.3f')} | {r.get('lambda_hvps', '—')} | "
-              f"{fmt(r.get('lambda_rel_err'), '.1e')} | {fmt(r.get('lambda_pyhessian_s'), '.3f')} | "
+              f"{fmt(r.get('lambda_rel_err'), '.1e')} | {fmt(r.get('lambda_pyhessian_s'), '.3f', r.get('pyhessian_error'))} | "
               f"{fmt(r.get('lambda_pyhessian_rel_err'), '.1e')} |")
 
 
