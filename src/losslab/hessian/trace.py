@@ -247,7 +247,7 @@ def deflated_hutchinson(op, *, rtol: float = 1e-2, atol: float = 0.0, min_sample
         # the remainder exactly in P - k products: C = the last P - k columns of a complete QR of Q
         C = torch.linalg.qr(Qc, mode="complete")[0][:, k:].contiguous()
         total = 0.0
-        for j in range(0, C.shape[1], max(block, 1)):
+        for j in range(0, C.shape[1], block):  # block >= 1 (checked above)
             Cj = C[:, j:j + block]
             HC = op.matmat(Cj) if Cj.shape[1] > 1 else op.matvec(Cj[:, 0])[:, None]
             total += float((Cj * HC).sum())

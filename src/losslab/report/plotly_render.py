@@ -118,7 +118,8 @@ def section_colors(figures) -> dict[str, str]:
 
 def item_colors(items, colors: dict[str, str] | None) -> list[str]:
     """The colour of each series/path of one figure: its own ``color``, else the section's colour
-    for its meaning, never the same colour twice in one figure unless the palette runs out."""
+    for its meaning; within one figure a colour belongs to one meaning ("a: measured" and "a: predicted"
+    share it) unless the palette runs out (then :func:`repeat_dashes` tells the lines apart)."""
     colors = colors if colors is not None else section_colors([_Fake(items)])
     out: list[str] = []
     owner: dict[str, str] = {}  # colour -> the meaning that holds it in this figure
