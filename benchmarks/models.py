@@ -20,6 +20,9 @@ forced, to show what the automatic choice picked from. Error: max |loss - naive|
 lambda_max: losslab ``hessian_operator`` + ``lanczos(tol=1e-4)`` (construction included) on the
 first 256 examples; reference = the top eigenvalue (``eigvalsh``) of the exact float64 Hessian
 (``losslab.hessian.exact_hessian``, tested against torch.func.hessian in the test suite).
+At equal accuracy (with PyHessian installed; --no-frontier skips it): losslab's Lanczos (with and
+without its fresh-vector check) at tol 1e-2..1e-6 and PyHessian's power iteration at tol 1e-2..1e-6
+(maxIter 1000); per PyHessian setting, the fastest losslab run whose error is no larger.
 
 Timings: wall clock, min over --repeats after one warm-up, all methods in this process with the
 same torch thread count (default 1: on a loaded 2-core machine two intra-op threads wait on each
@@ -209,6 +212,66 @@ def lambda_rows(row, model, X, y, repeats, peers, n=256):
     return row
 
 
+LOSSLAB_TOLS = (1e-2, 1e-3, 1e-4, 1e-6)
+PYHESSIAN_TOLS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+
+
+def lambda_frontier(model, X, y, repeats, n=256):
+    """Time, HVPs and error of lambda_max over a range of tolerances for losslab (with and without
+    Lanczos's fresh-vector check) and PyHessian's power iteration (maxIter 1000), so that the two
+    are compared at equal accuracy rather than at their own default tolerances."""
+    import importlib
+
+    import losslab.hessian as H
+
+    Xs, ys = X[:n], y[:n]
+    ref = float(torch.linalg.eigvalsh(H.exact_hessian(model, (Xs, ys), "cross_entropy"))[-1])
+    out = []
+    for check in (True, False):
+        for tol in LOSSLAB_TOLS:
+            def run():
+                op = H.hessian_operator(model, (Xs, ys), "cross_entropy")
+                e = H.lanczos(op, 1, tol=tol, seed=0, check=check, warn=False)
+                return float(e.eigenvalues[0]), op.n_products
+            t, (lam, hvps) = best_of(run, repeats)
+            out.append({"method": "losslab" if check else "losslab check=False", "tol": tol, "s": t, "hvps": hvps,
+                        "rel_err": abs(lam - ref) / abs(ref)})
+    from pyhessian import hessian as ph_hessian
+    phm = importlib.import_module("pyhessian.hessian")
+    count = [0]
+    orig = getattr(phm, "hessian_vector_product", None)
+    if orig is not None:  # count the peer's products by wrapping its module-level helper
+        def counted(*args, **kw):
+            count[0] += 1
+            return orig(*args, **kw)
+        phm.hessian_vector_product = counted
+    try:
+        for tol in PYHESSIAN_TOLS:
+            def run():
+                torch.manual_seed(0)
+                count[0] = 0
+                comp = ph_hessian(copy.deepcopy(model), nn.CrossEntropyLoss(), data=(Xs, ys), cuda=False)
+                return float(comp.eigenvalues(top_n=1, tol=tol, maxIter=1000)[0][0]), count[0]
+            t, (lam, hvps) = best_of(run, repeats)
+            out.append({"method": "PyHessian", "tol": tol, "s": t, "hvps": hvps if orig is not None else None,
+                        "rel_err": abs(lam - ref) / abs(ref)})
+    finally:
+        if orig is not None:
+            phm.hessian_vector_product = orig
+    return out
+
+
+def equal_accuracy(frontier, method):
+    """Per PyHessian setting: the fastest ``method`` run at least as accurate, and the time ratio."""
+    mine = [r for r in frontier if r["method"] == method]
+    rows = []
+    for p in (r for r in frontier if r["method"] == "PyHessian"):
+        ok = [r for r in mine if r["rel_err"] <= p["rel_err"]]
+        best = min(ok, key=lambda r: r["s"]) if ok else None
+        rows.append((p, best))
+    return rows
+
+
 def fmt(v, spec, err=None):
     if v is None and err:
         return f"fails: {err.split(':')[0]}"
@@ -222,6 +285,7 @@ def main():
     ap.add_argument("--only", default=",".join(ARCHS))
     ap.add_argument("--no-hessian", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-frontier", action="store_true", help="skip lambda_max at equal accuracy vs PyHessian")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     peers = {"ll": have("loss_landscapes", "loss-landscapes"), "ph": have("pyhessian", "PyHessian")}
@@ -233,6 +297,8 @@ def main():
         row = surface_rows(name, model, X, y, a.repeats, peers)
         if not a.no_hessian:
             lambda_rows(row, model, X, y, a.repeats, peers)
+        if peers["ph"] and not a.no_hessian and not a.no_frontier and not row.get("pyhessian_error"):
+            row["frontier"] = lambda_frontier(model, X, y, a.repeats)
         rows.append(row)
         print(json.dumps(row) if a.json else row, flush=True)
     print(f"# load average at end {os.getloadavg()[0]:.1f}")
@@ -251,6 +317,23 @@ def main():
               f"{r['rel_err']:.1e} | {fmt(r.get('lambda_losslab_s'), '.3f')} | {r.get('lambda_hvps', '—')} | "
               f"{fmt(r.get('lambda_rel_err'), '.1e')} | {fmt(r.get('lambda_pyhessian_s'), '.3f', r.get('pyhessian_error'))} | "
               f"{fmt(r.get('lambda_pyhessian_rel_err'), '.1e')} |")
+    if any(r.get("frontier") for r in rows):
+        print("\nlambda_max at equal accuracy (256 examples, error vs the exact float64 top eigenvalue): per PyHessian "
+              "tolerance, the fastest losslab run that is at least as accurate")
+        print("| arch | PyHessian tol | PyHessian (ms) | HVPs | rel. error | losslab (ms) | tol | HVPs | rel. error "
+              "| PyHessian / losslab | check=False (ms) | tol | HVPs | rel. error | PyHessian / check=False |")
+        print("|" + "---|" * 15)
+        for r in rows:
+            if not r.get("frontier"):
+                continue
+            a_rows = equal_accuracy(r["frontier"], "losslab")
+            b_rows = dict((id(p), b) for p, b in equal_accuracy(r["frontier"], "losslab check=False"))
+            for p, best in a_rows:
+                cells = [r["arch"], f"{p['tol']:.0e}", f"{p['s'] * 1e3:.1f}", str(p["hvps"] or "—"), f"{p['rel_err']:.1e}"]
+                for b in (best, b_rows[id(p)]):
+                    cells += ([f"{b['s'] * 1e3:.1f}", f"{b['tol']:.0e}", str(b["hvps"]), f"{b['rel_err']:.1e}",
+                               f"{p['s'] / b['s']:.2f}x"] if b else ["none as accurate", "", "", "", ""])
+                print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
