@@ -125,6 +125,30 @@ def test_every_plot_renders_without_console_errors(tour):
     assert errors == [], errors
 
 
+def test_plots_on_screen_are_drawn_first_and_the_page_keeps_drawing_the_rest(browser, built):
+    """Opened at the last chapter's anchor, that chapter's plots are drawn before the plots above it,
+    the drawing runs in slices (the page reports when all are drawn), and every plot is drawn."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    try:
+        page.goto(built[0].as_uri())
+        sec = page.evaluate("Array.from(document.querySelectorAll('section.chapter')).pop().id")
+        page.goto("about:blank")
+        page.goto(built[0].as_uri() + "#" + sec)  # a fresh load, scrolled to the last chapter
+        assert page.evaluate("scrollY") > 900 or page.evaluate("location.hash") == "#" + sec
+        page.wait_for_function("() => document.body.dataset.plotsDrawn !== undefined", timeout=60_000)
+        order = page.evaluate("""sec => Array.from(document.querySelectorAll('div.plot')).map(d => ({
+            order: +d.dataset.drawOrder, here: !!d.closest('section#' + CSS.escape(sec))}))""", sec)
+        assert int(page.evaluate("document.body.dataset.plotsDrawn")) == len(order)
+        assert all(o["order"] >= 0 for o in order) and sorted(o["order"] for o in order) == list(range(len(order)))
+        here = [o["order"] for o in order if o["here"]]
+        assert here, f"no plots in section {sec!r}: the anchor does not name the chapter"
+        # the chapter scrolled to is drawn first (it is the one on screen), before any chapter above it
+        assert min(here) == 0, order
+        assert page.evaluate(ALL_RENDERED)
+    finally:
+        page.close()
+
+
 def test_every_chapter_screenshot(tour):
     """One PNG per chapter (and the whole page) for a person to look at."""
     page = tour[0]

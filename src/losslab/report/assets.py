@@ -11,7 +11,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:1em 2em;color:#222}
 h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
 nav ul{columns:2;font-size:.95em} .meta{color:#666;font-size:.9em}
-figure.fig{display:flex;flex-wrap:wrap;gap:1em;margin:1.2em 0;padding:.8em;border:1px solid #e4e4e4;border-radius:6px}
+figure.fig{content-visibility:auto;contain-intrinsic-size:auto 640px;display:flex;flex-wrap:wrap;gap:1em;margin:1.2em 0;padding:.8em;border:1px solid #e4e4e4;border-radius:6px}
 .plotcol{flex:3 1 560px;min-width:0} .side{flex:1 1 280px;min-width:0;max-width:100%;font-size:.85em;overflow:auto;max-height:640px}
 .plot{width:100%;min-height:300px} figcaption{color:#333;font-size:.92em}
 .tablewrap{max-width:100%;overflow-x:auto}
@@ -121,13 +121,14 @@ JS = r"""
     divs.forEach(function(d){ d.innerHTML = '<p class="plot-error">plotly.js did not load (expected plotly.min.js beside this page); rebuild the report with --standalone to inline it.</p>'; });
     return;
   }
-  var template = parse('plotly-template');
-  divs.forEach(function(div){
+  var template = parse('plotly-template'), drawn = 0;
+  function draw(div){
     var t0 = performance.now(), B = table(div.id);
     var spec = parse(div.id + '-spec');
     spec.layout.template = template;
     Plotly.newPlot(div, forPlot(spec.data, B), spec.layout, {responsive: true, displaylogo: false});
     div.dataset.renderMs = (performance.now() - t0).toFixed(1);
+    div.dataset.drawOrder = String(drawn++);
     var sl = spec.slider;
     if (!sl) return;
     sl.points = forData(sl.points, B);
@@ -152,7 +153,40 @@ JS = r"""
         input.value = i; show(i);
       }, 80);
     });
-  });
+  }
+  // Draw in slices of ~150 ms, yielding to the browser between slices: drawn in one go, the tour's
+  // ~100 plots held the main thread for 9-12 s (on this project's 2-core VM) and nothing showed or
+  // scrolled until all were done; now the plots at or below the visible part of the page come first
+  // (the first screen in ~1 s), then the rest in page order. A MessageChannel yields without the 4 ms
+  // clamp of nested setTimeout calls; figures off screen skip rendering (content-visibility in CSS),
+  // so the frames between slices stay cheap (measured: benchmarks/RESULTS.md, #17).
+  var SLICE_MS = 150, pending = Array.prototype.slice.call(divs);
+  var chan = new MessageChannel();
+  function takeNext(){
+    var top = 0;
+    for (var i = 0; i < pending.length; i++) {
+      if (pending[i].getBoundingClientRect().bottom >= top) return pending.splice(i, 1)[0];
+    }
+    return pending.shift();
+  }
+  function pump(){
+    var t = performance.now();
+    while (pending.length && performance.now() - t < SLICE_MS) {
+      var div = takeNext();
+      try { draw(div); } catch (e) {  // one bad plot must not keep the others from being drawn
+        console.error('losslab: could not draw ' + div.id + ': ' + e);
+        div.innerHTML = '<p class="plot-error">this plot could not be drawn: ' + String(e).replace(/[<>&]/g, '') + '</p>';
+      }
+    }
+    if (pending.length) chan.port2.postMessage(0);
+    else { document.body.dataset.plotsDrawn = String(divs.length); document.dispatchEvent(new Event('losslab:drawn')); }
+  }
+  chan.port1.onmessage = pump;
+  // opened at an anchor (tour.html#saddles): go there now, so that its plots are the first drawn
+  // (the browser's own scroll to the fragment may come only after the first slice)
+  var target = location.hash.length > 1 && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (target) target.scrollIntoView();
+  pump();
   document.querySelectorAll('button.dl').forEach(function(b){
     b.addEventListener('click', function(){
       var blob = new Blob([download(b.dataset.fig, b.dataset.format)], {type: b.dataset.type});
