@@ -147,6 +147,29 @@ def test_lstm_falls_back_to_loop_and_equals_reference():
     np.testing.assert_allclose(s.loss.ravel(), ref_l, rtol=RTOL32)
 
 
+def test_auto_takes_the_loop_where_vmap_would_run_example_by_example():
+    """nn.TransformerEncoderLayer's fused eval kernel has no vmap batching rule: functorch then runs it
+    example by example (and warns). strategy="auto" takes the per-point loop after that first chunk,
+    without passing functorch's warning on, and gives the numbers strategy="vmap" gives."""
+    import warnings
+
+    from zoo import ZOO_BY_NAME, tensors
+
+    entry = ZOO_BY_NAME["transformer"]
+    m = entry.model(0, torch.float32)
+    X, y = tensors(entry, 0, torch.float32)
+    kw = dict(loss="cross_entropy", resolution=4, directions="gaussian", seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s = surface(m, (X, y), **kw)
+    assert s.info["strategy"] == "loop"
+    assert not [w for w in caught if "batching rule" in str(w.message)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        v = surface(m, (X, y), strategy="vmap", **kw)
+    np.testing.assert_allclose(s.loss, v.loss, rtol=RTOL32)
+
+
 def test_dataloader_equals_full_tensors(digits):
     X, y = digits
     m = mlp(activation="relu")

@@ -18,7 +18,9 @@ How it is fast:
   = Z0 + sum_j c_j Z_j`` with ``Z0 = X W0^T + b0`` and ``Z_j = X D_j^T + d_j`` computed once
   per data batch (k + 1 matmuls instead of one per grid point);
 - modules without a vmap batching rule (``nn.LSTMCell``) fall back to a per-point loop,
-  detected on the first chunk (``strategy="auto"``).
+  detected on the first chunk (``strategy="auto"``); so do modules that vmap runs example by
+  example through functorch's fallback (``nn.TransformerEncoderLayer``'s fused eval kernel: a
+  loop in disguise, slower than ours), detected from functorch's warning on the first chunk.
 
 The data are streamed in batches; the loss of a point is ``sum over batches of
 sum_n loss_n / N`` (N = total examples), which equals the full-data mean loss exactly
@@ -42,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -59,6 +62,8 @@ from .fast_paths import FAST_CPU_CHUNK_BYTES, AffineFirstLayer, MLPFastPath
 from .point_loop import PointLoop, loop_is_faster
 
 BN_MODES = ("eval", "recompute")
+# functorch's warning when vmap runs an op example by example (BatchedFallback.cpp)
+_VMAP_FALLBACK = "have not yet implemented the batching rule"
 CPU_CHUNK_BYTES = 32 * 2 ** 20  # target activation bytes of one chunk on a CPU (module outputs, one data batch)
 STRATEGIES = ("auto", "vmap", "loop")
 
@@ -229,6 +234,7 @@ class Evaluator:
         if strategy == "auto" and self.fast is None and loop_is_faster(self.template, self.device):
             self._vmap_ok = False  # convolutions on a CPU: the loop, without a vmap trial (point_loop.py)
         self._loop: PointLoop | None = None
+        self.vmap_fallback = False  # auto found that vmap runs some op example by example (see run)
 
     # -- data ------------------------------------------------------------------------------
     def _prep(self, X, y):
@@ -575,8 +581,18 @@ class Evaluator:
                 self._vmap_ok = True
             elif self._vmap_ok is None:  # auto: try vmap on this chunk, fall back to a loop if unsupported
                 try:
-                    l, a = self._run(coords, True)
-                    self._vmap_ok = True
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        l, a = self._run(coords, True)
+                    # vmap ran, but through functorch's per-example fallback (no batching rule for an op, e.g.
+                    # nn.TransformerEncoderLayer's fused eval kernel): a slow loop in disguise, so the points
+                    # after this chunk go through the per-point loop, and the fallback's warning is not passed on
+                    fallback = [w for w in caught if _VMAP_FALLBACK in str(w.message)]
+                    for w in caught:
+                        if w not in fallback:
+                            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                    self._vmap_ok = not fallback
+                    self.vmap_fallback = bool(fallback)
                 except RuntimeError as e:
                     if is_oom(e) or "batching rule" not in str(e).lower() and "vmap" not in str(e).lower():
                         raise
