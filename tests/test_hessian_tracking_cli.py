@@ -45,6 +45,25 @@ def test_callback_matches_exact_and_thresholds():
         sharpness_callback(every=1, data=s.train, loss=loss)
 
 
+def test_callback_records_certification_and_warns_once():
+    import warnings
+
+    from losslab.hessian import ConvergenceWarning
+
+    model, s = _moons_mlp()
+    loss = s.default_loss
+    ok = sharpness_callback(every=1, data=s.train, loss=loss, lr=0.1, tol=1e-6)(0, model, None)
+    assert ok["lambda_max_certified"] == 1.0
+    # 3 Lanczos steps cannot pass the fresh-vector check: every call records 0, only the first warns
+    fn = sharpness_callback(every=1, data=s.train, loss=loss, lr=0.1, tol=1e-10, max_iter=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = [fn(step, model, None) for step in range(3)]
+    assert [g["lambda_max_certified"] for g in got] == [0.0, 0.0, 0.0]
+    conv = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(conv) == 1 and "lambda_max_certified" in str(conv[0].message) and "step 0" in str(conv[0].message)
+
+
 def test_stability_threshold_is_the_divergence_boundary_of_gd_on_a_quadratic():
     # GD x <- x - lr * lam * x: |1 - lr lam| < 1  <=>  lam < 2/lr; heavy ball: lam < 2(1+b)/lr
     lam, b = 4.0, 0.5

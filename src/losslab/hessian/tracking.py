@@ -12,13 +12,14 @@ the Hessian-vector products) and returns it with the thresholds beside it.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from ..losses import Loss
-from .lanczos import lanczos
+from .lanczos import ConvergenceWarning, lanczos
 from .operator import BlockSpec, check_int, check_positive, hessian_operator
 
 
@@ -50,8 +51,10 @@ def sharpness_callback(*, every: int, data, loss: str | Loss, lr: float | None =
     """A training callback measuring lambda_max every ``every`` steps.
 
     The returned ``fn(step, model, trajectory_so_far)`` returns ``{}`` when ``step % every``
-    is not 0, else ``{"lambda_max", "lambda_max_residual", "hvps", "two_over_lr", and
-    "two_one_plus_beta_over_lr" (heavy ball) or "nesterov_threshold"}``. The learning rate and
+    is not 0, else ``{"lambda_max", "lambda_max_residual", "hvps", "lambda_max_certified" (1.0 when
+    Lanczos converged and its fresh-vector check confirmed the value, else 0.0), "two_over_lr", and
+    "two_one_plus_beta_over_lr" (heavy ball) or "nesterov_threshold"}``. The first uncertified
+    measurement warns (ConvergenceWarning) once; later ones are only recorded. The learning rate and
     momentum come from ``optimizer.param_groups[0]`` at call time when ``optimizer`` is given
     (so schedules are followed), else from ``lr`` / ``momentum``. ``fn.every`` holds ``every``.
     The model is never mutated. Lanczos seeds are ``seed + step``.
@@ -67,7 +70,7 @@ def sharpness_callback(*, every: int, data, loss: str | Loss, lr: float | None =
         check_int("max_iter", max_iter)
     if isinstance(seed, bool) or not isinstance(seed, int):  # seed + step: an int, not a Generator
         raise TypeError(f"seed must be an int (Lanczos at step s uses seed + s), got {seed!r} ({type(seed).__name__})")
-    state: dict[str, torch.Tensor | None] = {"v": None}
+    state: dict = {"v": None, "warned": False}
 
     def fn(step: int, model: nn.Module, trajectory_so_far: Any = None) -> dict[str, float]:
         if step % every != 0:
@@ -75,14 +78,20 @@ def sharpness_callback(*, every: int, data, loss: str | Loss, lr: float | None =
         op = hessian_operator(model, data, loss, block=block, batch_size=batch_size, dtype=dtype,
                              warn_mode=False)  # train()/the tracker record the measured mode
         v0 = state["v"] if (warm_start and state["v"] is not None and state["v"].shape[0] == op.size) else None
-        eig = lanczos(op, 1, tol=tol, max_iter=max_iter, seed=seed + step, v0=v0)
+        eig = lanczos(op, 1, tol=tol, max_iter=max_iter, seed=seed + step, v0=v0, warn=False)
         state["v"] = eig.eigenvectors[:, 0].detach().clone()
+        if not eig.report.converged and not state["warned"]:
+            # once per callback, not once per step: every measurement's status is in lambda_max_certified
+            state["warned"] = True
+            warnings.warn(f"sharpness at step {step}: lanczos: {eig.report.message} (each measurement records "
+                          f"lambda_max_certified = 1 or 0; later ones are not warned about again)",
+                          ConvergenceWarning, stacklevel=2)
         if optimizer is not None:
             cur_lr, beta, nest = _optimizer_settings(optimizer)
         else:
             cur_lr, beta, nest = float(lr), float(momentum), bool(nesterov)
         out = {"lambda_max": float(eig.eigenvalues[0]), "lambda_max_residual": float(eig.report.residuals[0]),
-               "hvps": float(eig.report.n_products)}
+               "hvps": float(eig.report.n_products), "lambda_max_certified": float(eig.report.converged)}
         out.update(stability_thresholds(cur_lr, momentum=beta, nesterov=nest))
         return out
 

@@ -25,7 +25,7 @@ from ..figures import Figure, Grid, Path, Series
 from .html import Section
 from .serialize import figure_from_dict, figure_to_dict, jsonable
 
-SHARPNESS_METRICS = ("lambda_max", "lambda_max_residual", "hvps", "two_over_lr", "two_one_plus_beta_over_lr",
+SHARPNESS_METRICS = ("lambda_max", "lambda_max_residual", "hvps", "lambda_max_certified", "two_over_lr", "two_one_plus_beta_over_lr",
                      "nesterov_threshold")
 
 
