@@ -134,6 +134,22 @@ def test_contract_over_random_clustered_spectra():
     assert silent_wrong_without_check >= 3  # the sweep contains cases the unchecked solver gets wrong
 
 
+def test_a_loose_tolerance_certifies_quickly():
+    """tol=0.3 on a spectrum with a gap (1.0, then 199 values in [0, 0.8]): neighbours closer than
+    thr = 0.3 used to chain into one 'cluster' spanning the spectrum, so every check found new
+    members and Lanczos spent its whole budget (120 products) and warned; the lock is now the
+    wanted value and what lies within thr of it."""
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=torch.float64))
+    ev = torch.cat([torch.ones(1, dtype=torch.float64), torch.linspace(0.0, 0.8, 199, dtype=torch.float64)])
+    A = Q @ torch.diag(ev) @ Q.T
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        e = lanczos(A, 1, tol=0.3, seed=0)
+    assert e.report.converged and e.report.n_products <= 40
+    assert abs(float(e.eigenvalues[0]) - 1.0) <= 0.3 + e.report.error_bounds[0]
+
+
 def test_warns_when_the_budget_cannot_finish_the_check():
     A = _matrix(_spectrum(CLUSTERS["repeated"]))
     e = lanczos(A, 3, tol=1e-10, seed=0, check=False, warn=False)

@@ -285,9 +285,14 @@ def _clusters(theta: np.ndarray, res: np.ndarray, thr: float) -> list[tuple[int,
 
 
 def _wanted_clusters(theta: np.ndarray, res: np.ndarray, thr: float, order: np.ndarray, sgn: float) -> np.ndarray:
-    """The wanted Ritz pairs ``order`` and every Ritz pair in their clusters, from the wanted end inwards."""
-    want = set(order.tolist())
-    idx = [t for i, j in _clusters(theta, res, thr) if want & set(range(i, j + 1)) for t in range(i, j + 1)]
+    """The wanted Ritz pairs ``order`` and their cluster mates beyond the k-th: the Ritz values no
+    further than max(thr, r_k + r_t) inside the k-th wanted value, from the wanted end inwards. Not
+    chained transitively (as ``_clusters`` is): at a loose tol, chains of neighbours closer than thr
+    spanned the whole spectrum, every check then found 'new' members and none could certify."""
+    kth = order[-1]
+    near = [t for t in range(theta.shape[0]) if t not in set(order.tolist())
+            and 0 <= sgn * (theta[kth] - theta[t]) <= max(thr, res[kth] + res[t])]
+    idx = list(order.tolist()) + near
     return np.array(sorted(idx, key=lambda t: -sgn * theta[t]), dtype=int)
 
 
