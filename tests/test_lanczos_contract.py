@@ -150,6 +150,21 @@ def test_a_loose_tolerance_certifies_quickly():
     assert abs(float(e.eigenvalues[0]) - 1.0) <= 0.3 + e.report.error_bounds[0]
 
 
+def test_a_dense_spectrum_certifies_at_a_loose_tolerance():
+    """200 eigenvalues evenly spaced in [0.1, 1] (0.0045 apart): every check finds new values within
+    thr below the top, which does not change which value is the largest to within tol; this used to
+    need "nothing new" and spent the whole budget. Now certified, and within tol of the top."""
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=torch.float64))
+    A = Q @ torch.diag(torch.linspace(0.1, 1.0, 200, dtype=torch.float64)) @ Q.T
+    for tol in (0.3, 0.1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            e = lanczos(A, 1, tol=tol, seed=0)
+        assert e.report.converged and e.report.n_products <= 40
+        assert 1.0 - float(e.eigenvalues[0]) <= tol * 1.0
+
+
 def test_warns_when_the_budget_cannot_finish_the_check():
     A = _matrix(_spectrum(CLUSTERS["repeated"]))
     e = lanczos(A, 3, tol=1e-10, seed=0, check=False, warn=False)
