@@ -314,8 +314,10 @@ def lanczos(op, k: int = 1, *, which: str = "largest", tol: float = 1e-6, max_it
     ``which``: ``largest`` (top-k, largest first) or ``smallest`` (bottom-k, smallest first).
     ``tol``: stop when every wanted Ritz value's error bound min(r, r^2/gap) and its last
     change are below ``tol * max|theta|`` (so at least two steps are needed unless the Krylov
-    space is the whole space) *and* a check from a fresh random vector found nothing the first
-    Krylov space missed (module docstring). ``check=False`` skips the check (fewer products, no
+    space is the whole space) *and* a check from a fresh random vector (Lanczos on the operator
+    deflated by the wanted pairs and their mates within tol of the k-th) left the k wanted values
+    where they were, to within tol and their bounds: nothing the first Krylov space missed lies
+    beyond the k-th value. ``check=False`` skips the check (fewer products, no
     defence against a missed cluster member). ``max_iter``: Lanczos steps, checks included
     (default max(120, 40 k); may exceed P, as each check starts a new basis). ``seed``: an int or a ``torch.Generator`` (the random start
     and the check vectors). ``v0``: starting vector (e.g. the previous top eigenvector). Each step
