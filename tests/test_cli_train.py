@@ -76,7 +76,10 @@ def test_store_from_environment(tmp_path, monkeypatch, capsys):
 def _train_then_ctrl_c(store, wait):
     proc = subprocess.Popen([sys.executable, "-m", "losslab", "train", "--data", "moons", "--steps", "100000000",
                              "--optimizer", "sgd", "--batch-size", "8", "--eval-every", "1000", "--store", str(store),
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            # a shell without job control starts background jobs with SIGINT ignored, and a child
+                            # inherits that (Python then installs no KeyboardInterrupt handler): restore the default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline:  # the run is in the index as 'running' while it trains
         if (store / "index.sqlite").exists() and open_store(store).list(status="running"):
