@@ -289,10 +289,10 @@ def _wanted_clusters(theta: np.ndarray, res: np.ndarray, thr: float, order: np.n
     further than max(thr, r_k + r_t) inside the k-th wanted value, from the wanted end inwards. Not
     chained transitively (as ``_clusters`` is): at a loose tol, chains of neighbours closer than thr
     spanned the whole spectrum, every check then found 'new' members and none could certify."""
-    kth = order[-1]
-    near = [t for t in range(theta.shape[0]) if t not in set(order.tolist())
+    kth, want = order[-1], order.tolist()
+    near = [t for t in range(theta.shape[0]) if t not in want
             and 0 <= sgn * (theta[kth] - theta[t]) <= max(thr, res[kth] + res[t])]
-    idx = list(order.tolist()) + near
+    idx = want + near
     return np.array(sorted(idx, key=lambda t: -sgn * theta[t]), dtype=int)
 
 

@@ -234,7 +234,6 @@ class Evaluator:
         if strategy == "auto" and self.fast is None and loop_is_faster(self.template, self.device):
             self._vmap_ok = False  # convolutions on a CPU: the loop, without a vmap trial (point_loop.py)
         self._loop: PointLoop | None = None
-        self.vmap_fallback = False  # auto found that vmap runs some op example by example (see run)
 
     # -- data ------------------------------------------------------------------------------
     def _prep(self, X, y):
@@ -592,7 +591,6 @@ class Evaluator:
                         if w not in fallback:
                             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                     self._vmap_ok = not fallback
-                    self.vmap_fallback = bool(fallback)
                 except RuntimeError as e:
                     if is_oom(e) or "batching rule" not in str(e).lower() and "vmap" not in str(e).lower():
                         raise

@@ -162,10 +162,9 @@ JS = r"""
   // so the frames between slices stay cheap (measured: benchmarks/RESULTS.md, #17).
   var SLICE_MS = 150, pending = Array.prototype.slice.call(divs);
   var chan = new MessageChannel();
-  function takeNext(){
-    var top = 0;
+  function takeNext(){  // the first pending plot not wholly above the viewport, else the first one
     for (var i = 0; i < pending.length; i++) {
-      if (pending[i].getBoundingClientRect().bottom >= top) return pending.splice(i, 1)[0];
+      if (pending[i].getBoundingClientRect().bottom >= 0) return pending.splice(i, 1)[0];
     }
     return pending.shift();
   }
