@@ -222,10 +222,12 @@ def figure_html(fig: Figure, fid: str, *, arrays: ArrayTable | None = None, colo
              or '<p class="muted">no numbers</p>')
     settings = table_html(fig.settings, cls="settings", fold=False)
     settings_html = f"<details><summary>settings</summary>{settings}</details>" if settings else ""
+    # a WebGL scene: the page draws it when it is on screen, else after every 2-D plot (assets.py)
+    scene = ' data-scene="3d"' if any(str(t.get("type", "")).endswith(("3d", "surface")) for t in spec["data"]) else ""
     blobs = (f'<script type="application/json" id="{fid}-arrays">{embed_json(arrays.blobs)}</script>' if own else "")
     return (
         f'<figure class="fig" id="{fid}-block" data-key="{esc(fig.key)}" data-kind="{esc(fig.kind)}">'
-        f'<div class="plotcol"><div class="plot" id="{fid}"></div>{slider}'
+        f'<div class="plotcol"><div class="plot" id="{fid}"{scene}></div>{slider}'
         f'<figcaption>{paragraphs(fig.caption)}</figcaption></div>'
         f'<div class="side">{table}{settings_html}'
         f'<div class="downloads"><button type="button" class="dl" data-fig="{fid}" data-format="csv" '
