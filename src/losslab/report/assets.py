@@ -128,6 +128,7 @@ JS = r"""
     spec.layout.template = template;
     Plotly.newPlot(div, forPlot(spec.data, B), spec.layout, {responsive: true, displaylogo: false});
     div.dataset.renderMs = (performance.now() - t0).toFixed(1);
+    div.dataset.drawnAt = performance.now().toFixed(0);  // ms since navigation: when each plot was drawn
     div.dataset.drawOrder = String(drawn++);
     var sl = spec.slider;
     if (!sl) return;
