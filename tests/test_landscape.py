@@ -582,6 +582,42 @@ def test_mlp_fast_path_per_point_gemm_branch(digits, monkeypatch, bias, loss):
     np.testing.assert_allclose(l64.numpy(), ref64, rtol=1e-12)  # float64: the per-point split is exact algebra
 
 
+@pytest.mark.parametrize("bias, loss", [(True, "cross_entropy"), (False, "cross_entropy"), (True, "mse")])
+def test_mlp_fast_path_in_tiles_of_examples_matches_a_per_point_loop(digits, monkeypatch, bias, loss):
+    """Big layers go point by point and tile by tile of examples through all layers: forced here with tiles of
+    70 rows (300 examples: 4 full tiles and a ragged one of 20), class-major logits (cross-entropy) and
+    example-major outputs (mse), with and without biases; float32 within RTOL32 of a per-point loop, float64
+    within 1e-12 (the same algebra, only rounding differs)."""
+    from losslab.landscape import fast_paths
+
+    X, y = digits
+    net = build("mlp", in_dim=64, hidden=[24, 16], out_dim=10, activation="tanh", bias=bias, seed=3)
+    yy = torch.nn.functional.one_hot(y.long(), 10).float() if loss == "mse" else y
+    d = random_directions(net, kind="filter", k=2, seed=0, include_biases=True)
+    C = grid_coords(4, span=1.5)
+    monkeypatch.setattr(fast_paths, "LOOP_GEMM_MACS", 0)
+    monkeypatch.setattr(fast_paths, "TILE_MIN_WIDTH", 0)
+    tiles = []
+    real = fast_paths.MLPFastPath._forward_tiled
+
+    def spy(self, caug, Z, stacks, n, rows, class_major):
+        tiles.append((n, rows, class_major))
+        return real(self, caug, Z, stacks, n, rows, class_major)
+    monkeypatch.setattr(fast_paths.MLPFastPath, "_forward_tiled", spy)
+    for dtype, rtol in ((torch.float32, RTOL32), (torch.float64, 1e-12)):
+        monkeypatch.setattr(fast_paths, "TILE_BYTES", 70 * 24 * torch.tensor([], dtype=dtype).element_size())
+        tiles.clear()
+        ev = Evaluator(net, (X, yy), loss, d.base, d.vectors, chunk_size=5, dtype=dtype)
+        l, a = ev.run_chunked(C)
+        assert tiles and all(t == (X.shape[0], 70, loss == "cross_entropy") for t in tiles), tiles
+        ref_l, ref_a = reference_losses(net.to(dtype), X.to(dtype), yy.to(dtype) if loss == "mse" else yy, loss,
+                                        d.base.to(dtype), d.vectors.to(dtype), C)
+        net.float()
+        np.testing.assert_allclose(l.numpy(), ref_l, rtol=rtol)
+        if loss != "mse":
+            np.testing.assert_allclose(a.numpy(), ref_a, atol=1e-6)
+
+
 def test_mlp_fast_path_regression_and_generic_agree(digits):
     X, _ = digits
     torch.manual_seed(0)

@@ -70,6 +70,14 @@ _INPLACE = {nn.Tanh: torch.Tensor.tanh_, nn.ReLU: torch.Tensor.relu_, nn.Sigmoid
 # instead of a batched GEMM (2^23: ~0.1 ms per call on a CPU core, so the Python call overhead stays under ~1 %)
 LOOP_GEMM_MACS = 2 ** 23
 FAST_CPU_CHUNK_BYTES = 8 * 2 ** 20  # widest hidden activation of one chunk on a CPU (tuned: benchmarks/RESULTS.md)
+# with one GEMM per point, the examples go through all layers in tiles of about this many bytes of the widest
+# activation (256 rows of 512 floats), which stay in a core's L2 between a GEMM and the activation after it:
+# on the 1257 x 512 @ 512 x 512 layer of benchmarks/surface.py case (b) a point took 7.2-8.3 ms in tiles against
+# 9.2-10.5 ms whole, with 2 threads on a 512 KiB-L2 CPU (benchmarks/RESULTS.md, 2026-12-07)
+TILE_BYTES = 2 ** 19
+# ... for layers at least this wide (narrower ones: a tile's GEMMs are too small for the Python calls per tile to
+# stay a few per cent of the work; not measured below 512)
+TILE_MIN_WIDTH = 256
 
 
 class MLPFastPath:
@@ -157,6 +165,9 @@ class MLPFastPath:
         m = caug.shape[0]
         # first Linear: H = Z_0 + sum_j c_j Z_j for all points at once (fused multiply-adds; a GEMM with
         # inner dimension 1+k = 2-3 measured 2-3x slower on a CPU)
+        tile = self._tile_rows(Z, stacks, n) if Z.device.type == "cpu" else None
+        if tile is not None:
+            return self._forward_tiled(caug, Z, stacks, n, tile, class_major)
         H = torch.addcmul(Z[0], caug[:, 1:2], Z[1]) if Z.shape[0] > 1 else Z[0].expand(m, -1).clone()
         for j in range(2, Z.shape[0]):
             H.addcmul_(caug[:, j:j + 1], Z[j])
@@ -198,3 +209,54 @@ class MLPFastPath:
         if class_major and last == 0:  # a single Linear layer (plus activations): computed (m, N, C) above
             H = H.transpose(1, 2)
         return H
+
+    def _tile_rows(self, Z, stacks, n: int) -> int | None:
+        """Rows per tile when a layer after the first is big enough for one GEMM per point and the examples
+        fill more than two tiles; else None (the layer-by-layer forward above)."""
+        linear = [st for (kind, _, _), st in zip(self.layers, stacks) if kind == "linear"]
+        if len(linear) < 2 or not any(n * W.shape[1] * W.shape[2] >= LOOP_GEMM_MACS for W, _ in linear[1:]):
+            return None
+        widest = max(W.shape[1] for W, _ in linear)  # the widest layer output a tile holds
+        if widest < TILE_MIN_WIDTH:
+            return None
+        rows = max(32, int(TILE_BYTES // (widest * Z.element_size())))
+        return rows if n > 2 * rows else None
+
+    def _forward_tiled(self, caug, Z, stacks, n: int, rows: int, class_major: bool) -> torch.Tensor:
+        """The same outputs as :meth:`forward`, point by point and tile by tile of examples through all layers
+        (each row of a layer's output depends only on the same row of its input, so this is the same algebra)."""
+        m, j1 = caug.shape
+        Zr = Z.reshape(j1, n, -1)
+        last = max(i for i, layer in enumerate(self.layers) if layer[0] == "linear")
+        per_point = {}
+        for i, (kind, _, _) in enumerate(self.layers):
+            if kind == "linear" and i > 0:
+                W, B = stacks[i]
+                per_point[i] = (torch.mm(caug, W.reshape(j1, -1)).reshape(m, W.shape[1], W.shape[2]),
+                                torch.mm(caug, B) if B is not None else None)
+        d_out = stacks[last][0].shape[1]
+        out = Z.new_empty((m, d_out, n) if class_major else (m, n, d_out))
+        c = caug.tolist()
+        for p in range(m):
+            for r0 in range(0, n, rows):
+                r1 = min(n, r0 + rows)
+                h = Zr[0, r0:r1].clone()
+                for j in range(1, j1):
+                    h.add_(Zr[j, r0:r1], alpha=c[p][j])
+                for i in range(1, len(self.layers)):
+                    kind, a, b = self.layers[i]
+                    if kind != "linear":
+                        h = b(h) if b is not None else a(h)
+                        continue
+                    Wm, Bm = per_point[i]
+                    if i == last and class_major:
+                        o = torch.mm(Wm[p], h.T) if Bm is None else torch.addmm(Bm[p].unsqueeze(1), Wm[p], h.T)
+                        out[p, :, r0:r1] = o
+                    elif i == last:
+                        if Bm is None:
+                            torch.mm(h, Wm[p].T, out=out[p, r0:r1])
+                        else:
+                            torch.addmm(Bm[p], h, Wm[p].T, out=out[p, r0:r1])
+                    else:
+                        h = torch.mm(h, Wm[p].T) if Bm is None else torch.addmm(Bm[p], h, Wm[p].T)
+        return out
