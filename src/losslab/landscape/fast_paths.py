@@ -71,10 +71,11 @@ _INPLACE = {nn.Tanh: torch.Tensor.tanh_, nn.ReLU: torch.Tensor.relu_, nn.Sigmoid
 LOOP_GEMM_MACS = 2 ** 23
 FAST_CPU_CHUNK_BYTES = 8 * 2 ** 20  # widest hidden activation of one chunk on a CPU (tuned: benchmarks/RESULTS.md)
 # with one GEMM per point, the examples go through all layers in tiles of about this many bytes of the widest
-# activation (256 rows of 512 floats), which stay in a core's L2 between a GEMM and the activation after it:
-# on the 1257 x 512 @ 512 x 512 layer of benchmarks/surface.py case (b) a point took 7.2-8.3 ms in tiles against
-# 9.2-10.5 ms whole, with 2 threads on a 512 KiB-L2 CPU (benchmarks/RESULTS.md, 2026-12-07)
-TILE_BYTES = 2 ** 19
+# activation (512 rows of 512 floats), so a GEMM's output is still in cache when the activation and the next GEMM
+# read it: on benchmarks/surface.py case (b) (1257 x 512 @ 512 x 512), one grid row, 2 threads, 512 KiB-L2 CPU,
+# median ms per point: 64 rows 10.3, 128 rows 8.1, 256 rows 6.9, 512 rows 6.4, whole (no tiles) 7.6
+# (benchmarks/RESULTS.md, 2026-12-07)
+TILE_BYTES = 2 ** 20
 # ... for layers at least this wide (narrower ones: a tile's GEMMs are too small for the Python calls per tile to
 # stay a few per cent of the work; not measured below 512)
 TILE_MIN_WIDTH = 256
@@ -240,8 +241,8 @@ class MLPFastPath:
         for p in range(m):
             for r0 in range(0, n, rows):
                 r1 = min(n, r0 + rows)
-                h = Zr[0, r0:r1].clone()
-                for j in range(1, j1):
+                h = torch.add(Zr[0, r0:r1], Zr[1, r0:r1], alpha=c[p][1]) if j1 > 1 else Zr[0, r0:r1].clone()
+                for j in range(2, j1):
                     h.add_(Zr[j, r0:r1], alpha=c[p][j])
                 for i in range(1, len(self.layers)):
                     kind, a, b = self.layers[i]
