@@ -657,3 +657,50 @@ def test_fast_path_not_used_for_other_modules(digits):
     assert Evaluator(m, (X, y), "cross_entropy", d.base, d.vectors).fast is None  # BatchNorm: first-layer path
     assert Evaluator(mlp(), (X, y), "cross_entropy", random_directions(mlp(), kind="filter", k=2, seed=0).base,
                      random_directions(mlp(), kind="filter", k=2, seed=0).vectors, strategy="loop").fast is None
+
+
+class _SmallCNN(nn.Module):
+    def __init__(self, mix: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, 10)
+        self.mix = mix
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x.reshape(-1, 1, 8, 8)))).mean(dim=(2, 3))
+        if self.mix:  # couples the examples of a batch: tiles of examples give other outputs
+            h = h - h.mean(0, keepdim=True)
+        return self.head(h)
+
+
+@pytest.mark.parametrize("mix", [False, True])
+def test_the_point_loop_runs_tiles_of_examples_only_when_they_give_the_same_outputs(digits, monkeypatch, mix):
+    """The per-point loop tries tiles of examples on its first point; a fake clock makes the tiles look
+    faster, so the only thing that can keep the whole batch is the output check: a model that mixes the
+    examples of a batch keeps it (and its surface is the whole-batch loop's), one that does not runs in
+    tiles with the same numbers (float32, RTOL32 against a plain per-point loop)."""
+    import itertools
+
+    from losslab.landscape import point_loop
+
+    X, y = digits
+    torch.manual_seed(0)
+    net = _SmallCNN(mix)
+    with torch.no_grad():
+        net.train()
+        net(X)  # running statistics that are not the defaults
+    net.eval()
+    d = random_directions(net, kind="filter", k=2, seed=0)
+    C = grid_coords(3)
+    clock = itertools.count()
+    ticks = iter([0.0, 10.0, 20.0, 21.0])  # whole: 10 s, tiles: 1 s
+    monkeypatch.setattr(point_loop.time, "perf_counter", lambda: next(ticks, float(next(clock))))
+    ev = Evaluator(net, (X, y), "cross_entropy", d.base, d.vectors, strategy="loop")
+    # tiles of 300 / 8 examples' worth of module outputs: 8 tiles (tensor_split: 37-38 examples each)
+    monkeypatch.setattr(point_loop, "LOOP_TILE_BYTES", X.shape[0] * ev._activation_bytes_per_example() / 8)
+    l, a = ev.run_chunked(C)
+    assert ev._loop.tiles == {X.shape[0]: 1 if mix else 8}
+    ref_l, ref_a = reference_losses(net, X, y, "cross_entropy", d.base, d.vectors, C)
+    np.testing.assert_allclose(l.numpy(), ref_l, rtol=RTOL32)
+    np.testing.assert_allclose(a.numpy(), ref_a, atol=1e-6)

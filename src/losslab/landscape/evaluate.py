@@ -377,7 +377,8 @@ class Evaluator:
         xin = X if extra_in is None else extra_in
         if not batched and module is self.template and extra_in is None and static is self.static:
             if self._loop is None:  # the naive loop's way: parameters written into a private copy
-                self._loop = PointLoop(self.template, self.spec.names, self.dtype, output)
+                self._loop = PointLoop(self.template, self.spec.names, self.dtype, output,
+                                       act_bytes=self._activation_bytes_per_example())
             return self._loss_sums(self._loop.outputs(params_b, X), y)
         if batched:
             out = vmap(f, in_dims=(0, None, None if extra_in is None else 0))(params_b, static, xin)

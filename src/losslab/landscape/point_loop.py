@@ -14,10 +14,19 @@ grouped kernels are far slower per point than one dense convolution per point wh
 has few channels (measured on the digits residual CNN, 11 channels, 1257 examples, one thread:
 dense 2.3 ms per point; grouped, 2-16 points: 20-31 ms per point in NCHW, 3.1-24 ms channels-last;
 see benchmarks/RESULTS.md), so ``strategy="auto"`` takes the loop there without a trial.
+
+On a CPU the loop may also run each point's forward in a few equal tiles of examples: oneDNN's
+convolutions were 1.3-1.7x faster on tiles of ~420 digits than on all 1257 at once (the zoo's residual
+CNN, 1 and 2 threads, bit-identical outputs), while an LSTM was slower in tiles. So the first point of a
+batch big enough for tiles is run both ways (each twice, the second timed); tiles are kept only when their
+outputs equal the whole batch's (a model that mixes examples, or puts them off dim 0, gives different
+ones) and they were at least 10 % faster.
 """
 from __future__ import annotations
 
 import copy
+import math
+import time
 
 import torch
 from torch import nn
@@ -25,6 +34,10 @@ from torch import nn
 from ..adapters import select_output
 
 _CONV = (nn.modules.conv._ConvNd,)
+# tiles hold about this many bytes of module outputs: 3 tiles of 419 of the zoo CNN's 1257 digits (11.3 KB of
+# outputs each). Its 11x11 surface, median of 4 interleaved runs, 1 thread: whole 2.60 s, 2 tiles 1.67, 3 tiles 1.56,
+# 4 tiles 1.59, 6 tiles 1.76; 2 threads: 1.44, 1.20, 1.08, 1.33, 1.45 (benchmarks/RESULTS.md, 2026-12-07)
+LOOP_TILE_BYTES = 5 * 2 ** 20
 
 
 def loop_is_faster(template: nn.Module, device: torch.device) -> bool:
@@ -39,13 +52,39 @@ class PointLoop:
     ``static``); only the trainable parameters named in ``names`` are overwritten per point. Tied
     parameters are one tensor in the copy too, so writing either name writes both (same value)."""
 
-    def __init__(self, template: nn.Module, names, dtype: torch.dtype, output):
+    def __init__(self, template: nn.Module, names, dtype: torch.dtype, output, act_bytes: float | None = None):
         with torch.no_grad():
             self.module = copy.deepcopy(template).to(dtype)
         self.module.eval()
         named = dict(self.module.named_parameters(remove_duplicate=False))
         self.targets = [(n, named[n]) for n in names]
         self.output = output
+        self.act_bytes = act_bytes  # module-output bytes per example (the evaluator's probe); None: no tiles
+        self.tiles: dict[int, int] = {}  # batch size -> tiles chosen by the trial (1: whole batch)
+
+    def _forward(self, X: torch.Tensor, n_tiles: int) -> torch.Tensor:
+        if n_tiles <= 1:
+            return select_output(self.module(X), self.output)
+        return torch.cat([select_output(self.module(x), self.output) for x in torch.tensor_split(X, n_tiles)])
+
+    def _trial(self, X: torch.Tensor) -> tuple[int, torch.Tensor]:
+        """(tiles to use for batches of this size, the outputs of the current point)."""
+        n = int(X.shape[0])
+        k = math.ceil(n * self.act_bytes / LOOP_TILE_BYTES) if self.act_bytes else 1
+        if X.device.type != "cpu" or k < 2 or n < 2 * k:
+            return 1, self._forward(X, 1)
+        whole = self._forward(X, 1)
+        t0 = time.perf_counter()
+        self._forward(X, 1)
+        t_whole = time.perf_counter() - t0
+        tiled = self._forward(X, k)
+        t0 = time.perf_counter()
+        self._forward(X, k)
+        t_tiled = time.perf_counter() - t0
+        rtol = 1e-10 if whole.dtype == torch.float64 else 1e-5
+        same = (tiled.shape == whole.shape and tiled.dtype == whole.dtype
+                and torch.allclose(tiled, whole, rtol=rtol, atol=rtol * float(whole.abs().max())))
+        return (k if same and t_tiled < 0.9 * t_whole else 1), whole
 
     def outputs(self, params_b: dict, X: torch.Tensor) -> torch.Tensor:
         """Stacked outputs (m, N, ...) of the m points whose parameters are ``params_b`` (each (m, ...))."""
@@ -55,5 +94,10 @@ class PointLoop:
             for i in range(m):
                 for n, p in self.targets:
                     p.copy_(params_b[n][i])
-                outs.append(select_output(self.module(X), self.output))
+                n_ex = int(X.shape[0])
+                if n_ex not in self.tiles:
+                    self.tiles[n_ex], out = self._trial(X)
+                    outs.append(out)
+                else:
+                    outs.append(self._forward(X, self.tiles[n_ex]))
         return torch.stack(outs)
