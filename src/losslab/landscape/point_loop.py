@@ -89,12 +89,11 @@ class PointLoop:
     def outputs(self, params_b: dict, X: torch.Tensor) -> torch.Tensor:
         """Stacked outputs (m, N, ...) of the m points whose parameters are ``params_b`` (each (m, ...))."""
         m = next(iter(params_b.values())).shape[0]
-        outs = []
+        outs, n_ex = [], int(X.shape[0])
         with torch.no_grad():
             for i in range(m):
                 for n, p in self.targets:
                     p.copy_(params_b[n][i])
-                n_ex = int(X.shape[0])
                 if n_ex not in self.tiles:
                     self.tiles[n_ex], out = self._trial(X)
                     outs.append(out)

@@ -223,7 +223,7 @@ def figure_html(fig: Figure, fid: str, *, arrays: ArrayTable | None = None, colo
     settings = table_html(fig.settings, cls="settings", fold=False)
     settings_html = f"<details><summary>settings</summary>{settings}</details>" if settings else ""
     # a WebGL scene: the page draws it when it is on screen, else after every 2-D plot (assets.py)
-    scene = ' data-scene="3d"' if any(str(t.get("type", "")).endswith(("3d", "surface")) for t in spec["data"]) else ""
+    scene = ' data-scene="3d"' if fig.kind == "surface" else ""  # plotly_spec's rule for a 3-D scene
     blobs = (f'<script type="application/json" id="{fid}-arrays">{embed_json(arrays.blobs)}</script>' if own else "")
     return (
         f'<figure class="fig" id="{fid}-block" data-key="{esc(fig.key)}" data-kind="{esc(fig.kind)}">'
