@@ -90,6 +90,57 @@ def test_plotly_specs_validate_for_every_kind():
     assert "2/lr" in names  # the reference line
 
 
+def test_the_page_draws_a_3d_scene_on_a_canvas_and_plotly_py_keeps_its_webgl_surface():
+    """The report page's spec of a surface figure: a 2-D plotly frame of proxy traces (legend entries,
+    colour bar), trace for trace, and the scene's own arrays (scene3d.py); ``to_plotly`` (for plotly.py
+    users) still gives plotly's surface and scatter3d traces."""
+    import plotly.graph_objects as go
+
+    from losslab.report.scene3d import canvas_scene
+
+    f = _figs()[2]
+    webgl, page = plotly_spec(f), plotly_spec(f, canvas_3d=True)
+    assert [t["type"] for t in webgl["data"]][:3] == ["surface", "scatter3d", "scatter3d"]
+    assert {t["type"] for t in page["data"]} == {"scatter"} and len(page["data"]) == len(webgl["data"])
+    go.Figure(data=page["data"], layout=page["layout"])  # plotly validates the frame
+    sc = page["scene3d"]
+    assert sc["surface"]["z"] == webgl["data"][0]["z"] and sc["surface"]["x"] == webgl["data"][0]["x"]
+    assert page["data"][0]["marker"]["showscale"] and page["data"][0]["marker"]["cmin"] == webgl["data"][0]["cmin"]
+    assert [p["trace"] for p in sc["paths"]] == list(range(1, len(webgl["data"])))
+    for p in sc["paths"]:  # each path's numbers, as the WebGL scene had them, and its proxy's look
+        w, proxy = webgl["data"][p["trace"]], page["data"][p["trace"]]
+        assert (p["x"], p["y"], p["z"]) == (w["x"], w["y"], w["z"])
+        assert proxy["x"] == [None] and proxy["name"] == w["name"] and proxy.get("line") == w.get("line")
+        assert p["lines"] == ("lines" in w["mode"])
+    for t in page["slider"]["traces"]:  # the slider still names the step markers
+        assert page["data"][t]["mode"] == "markers" and not sc["paths"][t - 1]["lines"]
+    assert sc["axes"]["z"]["range"] == webgl["layout"]["scene"]["zaxis"]["range"]
+    assert "scene" not in page["layout"] and page["layout"]["xaxis"]["visible"] is False
+    assert [t.type for t in to_plotly(f).data][:1] == ["surface"]
+    with pytest.raises(ValueError, match="surface and scatter3d"):
+        canvas_scene({**webgl, "data": webgl["data"] + [{"type": "bar"}]})
+    for f2 in _figs():  # the other kinds are the same either way
+        if f2.kind != "surface":
+            assert plotly_spec(f2, canvas_3d=True) == plotly_spec(f2)
+
+
+def test_long_paths_and_curves_show_at_most_max_markers():
+    from losslab.figures import Figure, Path as FPath, Series
+    from losslab.report.plotly_render import MAX_MARKERS
+
+    n = 500
+    t = np.arange(n, dtype=float)
+    f = Figure("l", "l", "lines", series=(Series("long", t, np.sin(t / 50), mode="lines+markers"),
+                                          Series("short", t[:20], t[:20], mode="lines+markers")))
+    tr = {d["name"]: d for d in plotly_spec(f)["data"]}
+    assert tr["long"]["marker"]["maxdisplayed"] == MAX_MARKERS and len(tr["long"]["y"]) == n  # hover keeps every point
+    assert "maxdisplayed" not in tr["short"]["marker"]
+    g = Grid(np.linspace(0, 1, 3), np.linspace(0, 1, 3), np.zeros((3, 3)))
+    c = Figure("c", "c", "contour", grid=g, paths=(FPath("p", t / n, t / n, None, None, None),))
+    p = next(d for d in plotly_spec(c)["data"] if d["name"] == "p")
+    assert p["marker"]["maxdisplayed"] == MAX_MARKERS and len(p["x"]) == n
+
+
 def test_slider_positions_follow_each_path():
     f = _figs()[1]
     sl = plotly_spec(f)["slider"]
@@ -155,18 +206,22 @@ def test_html_escapes_user_text_and_embeds_data(tmp_path):
 
 
 def test_plotly_js_shared_once_or_inlined(tmp_path):
-    from plotly.offline import get_plotlyjs
+    from losslab.report.plotly_render import PLOTLY_BUNDLE
 
+    def get_plotlyjs():
+        return PLOTLY_BUNDLE.read_text(encoding="utf-8")
+
+    assert "plotly.js (cartesian - minified) v4.1.1" in get_plotlyjs()[:200]  # the vendored bundle
     write_page("a", [Section("s", "s", figures=(_figs()[0],))], tmp_path / "a.html")
-    js = tmp_path / "plotly.min.js"
+    js = tmp_path / "plotly-cartesian.min.js"
     assert js.read_text(encoding="utf-8") == get_plotlyjs()
     m0 = js.stat().st_mtime_ns
     write_page("b", [Section("s", "s", figures=(_figs()[0],))], tmp_path / "b.html")
     assert js.stat().st_mtime_ns == m0  # not rewritten
-    assert '<script src="plotly.min.js"' in (tmp_path / "b.html").read_text()
+    assert '<script src="plotly-cartesian.min.js"' in (tmp_path / "b.html").read_text()
     d = tmp_path / "alone"
     p = write_page("c", [Section("s", "s", figures=(_figs()[0],))], d / "c.html", standalone=True)
-    assert not (d / "plotly.min.js").exists()
+    assert not (d / "plotly-cartesian.min.js").exists()
     assert get_plotlyjs()[:200] in p.read_text(encoding="utf-8")
     with pytest.raises(ValueError, match=r"\.html"):
         write_page("x", [], tmp_path / "x.txt")
@@ -263,7 +318,7 @@ def test_store_reports_and_index_escape_names(tmp_path):
     assert page.name == f"run-{rid}.html" and page.parent == tmp_path / "store" / "reports"
     text = page.read_text()
     assert EVIL not in text and html.escape(EVIL) in text
-    assert (page.parent / "plotly.min.js").exists()
+    assert (page.parent / "plotly-cartesian.min.js").exists()
     # a stored section comes back with its figures
     (p2,) = write_report(sid, store=st)
     assert _data(p2.read_text(), "f0-0")["paths"][0]["x"].tolist() == [-1.0, 0.0, 0.5]

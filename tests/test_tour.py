@@ -34,7 +34,7 @@ def test_failing_chapter_is_shown_and_the_tour_goes_on(tmp_path, monkeypatch):
     assert st["seven_point_bowl"].status == "ok" and st["seven_point_bowl"].n_figures == 3
     text = res.report.read_text()
     assert res.report == tmp_path / "store" / "reports" / "tour.html"
-    assert (res.report.parent / "plotly.min.js").exists()
+    assert (res.report.parent / "plotly-cartesian.min.js").exists()
     assert 'class="error"' in text and "chapter exploded &lt;script&gt;" in text and "<script>alert" not in text
     # both chapters are in the store, in one study, the failed one with status failed
     from losslab.store import open_store

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
                                               "folder for --format png/pdf (default: <store>/reports/...)."),
         fmt: str = typer.Option("html", "--format", "-f", help="html (interactive, plotly), png or pdf (matplotlib)."),
         standalone: bool = typer.Option(False, "--standalone", help="Inline plotly.js in the page (one self-contained "
-                                        "file) instead of sharing <store>/reports/plotly.min.js."),
+                                        "file) instead of sharing <store>/reports/plotly-cartesian.min.js."),
         no_build: bool = typer.Option(False, "--no-build", help="index: do not write missing run/study reports."),
         store: Optional[Path] = StoreOpt,
         json_: bool = JsonOpt,

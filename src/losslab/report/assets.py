@@ -118,7 +118,7 @@ JS = r"""
   window.losslabDownload = download;  // for tests and for scripts driving the page
   var divs = document.querySelectorAll('div.plot');
   if (typeof Plotly === 'undefined') {
-    divs.forEach(function(d){ d.innerHTML = '<p class="plot-error">plotly.js did not load (expected plotly.min.js beside this page); rebuild the report with --standalone to inline it.</p>'; });
+    divs.forEach(function(d){ d.innerHTML = '<p class="plot-error">plotly.js did not load (expected plotly-cartesian.min.js beside this page); rebuild the report with --standalone to inline it.</p>'; });
     return;
   }
   var template = parse('plotly-template'), drawn = 0;
@@ -126,7 +126,10 @@ JS = r"""
     var t0 = performance.now(), B = table(div.id);
     var spec = parse(div.id + '-spec');
     spec.layout.template = template;
-    Plotly.newPlot(div, forPlot(spec.data, B), spec.layout, {responsive: true, displaylogo: false});
+    var scene = spec.scene3d ? forData(spec.scene3d, B) : null;
+    Plotly.newPlot(div, forPlot(spec.data, B), spec.layout,
+                   scene ? {responsive: true, displayModeBar: false} : {responsive: true, displaylogo: false});
+    if (scene) window.losslabScene(div, scene);
     div.dataset.renderMs = (performance.now() - t0).toFixed(1);
     div.dataset.drawnAt = performance.now().toFixed(0);  // ms since navigation: when each plot was drawn
     div.dataset.drawOrder = String(drawn++);
@@ -139,7 +142,8 @@ JS = r"""
       var upd = {x: [], y: []}, three = sl.points[0].z !== null;
       if (three) upd.z = [];
       sl.points.forEach(function(p){ upd.x.push([p.x[i]]); upd.y.push([p.y[i]]); if (three) upd.z.push([p.z[i]]); });
-      Plotly.restyle(div, upd, sl.traces);
+      if (div._losslabScene) div._losslabScene.moveMarkers(upd, sl.traces);
+      else Plotly.restyle(div, upd, sl.traces);
       out.textContent = sl.steps[i];
     }
     input.addEventListener('input', function(){ show(parseInt(input.value, 10)); });
@@ -163,24 +167,20 @@ JS = r"""
   // so the frames between slices stay cheap (measured: benchmarks/RESULTS.md, #17).
   var SLICE_MS = 150, pending = Array.prototype.slice.call(divs);
   var chan = new MessageChannel();
-  // The drawing order, planned once per slice (one layout per slice, not one per plot): the pending plots
-  // at or below the top of the visible part of the page in page order, then those above it; a 3-D scene
-  // only when it is on screen, else after every 2-D plot: each scene's WebGL loop reads its size on every
-  // animation frame, which forces a layout of the page while plots are still being added (measured with
-  // a CPU profile of the tour's report: 1.6 s of such layouts and 1.3 s of WebGL read-backs, #17)
+  // The drawing order: the pending plots at or below the top of the visible part of the page in page
+  // order, then those above it
   function plan(){
-    var vh = window.innerHeight, now = [], above = [], scenes = [];
-    pending.forEach(function(d){
-      var r = d.getBoundingClientRect(), three = d.dataset.scene === '3d';
-      if (r.bottom >= 0 && (!three || r.top < vh)) now.push(d);
-      else if (three) scenes.push(d);
-      else above.push(d);
-    });
-    return now.concat(above, scenes);
+    var now = [], above = [];
+    pending.forEach(function(d){ (d.getBoundingClientRect().bottom >= 0 ? now : above).push(d); });
+    return now.concat(above);
   }
+  // planned again only after a scroll (reading every pending plot's position forces a layout: once per
+  // slice it was ~2 % of the tour report's render time)
+  var replan = true;
+  window.addEventListener('scroll', function(){ replan = true; }, {passive: true});
   function pump(){
     var t = performance.now();
-    pending = plan();
+    if (replan) { pending = plan(); replan = false; }
     while (pending.length && performance.now() - t < SLICE_MS) {
       var div = pending.shift();
       try { draw(div); } catch (e) {  // one bad plot must not keep the others from being drawn

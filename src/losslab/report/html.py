@@ -2,8 +2,9 @@
 settings and buttons to download its data (CSV, JSON), into one HTML file that works offline
 from file://.
 
-plotly.js is never fetched from a CDN: it is either copied once beside the page
-(``plotly.min.js``, shared by every report in the folder) or inlined (``standalone=True``).
+plotly.js is never fetched from a CDN: its cartesian bundle (vendored, ``report/vendor``) is
+either copied once beside the page (``plotly-cartesian.min.js``, shared by every report in the
+folder) or inlined (``standalone=True``); 3-D scenes are drawn on a canvas (``scene3d``).
 Everything a user typed (run names, captions, settings, table keys) is escaped with
 ``html.escape``; data embedded in the page sits in ``<script type="application/json">``
 blocks whose ``<``, ``>`` and ``&`` are written as ``\\u003c``..., so no text can close the
@@ -28,9 +29,12 @@ from ..figures import Figure
 from .assets import CSS, JS
 from .binary import ArrayTable
 from .plotly_render import plotly_js, plotly_spec, plotly_template, section_colors
+from .scene3d import SCENE_JS
 from .serialize import figure_to_dict, jsonable
 
-PLOTLY_FILE = "plotly.min.js"
+#: the file beside the pages (its own name: pages made before losslab drew 3-D scenes on a canvas
+#: load the full plotly.min.js, which stays where it is for them)
+PLOTLY_FILE = "plotly-cartesian.min.js"
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ def figure_html(fig: Figure, fid: str, *, arrays: ArrayTable | None = None, colo
     spec, the CSV text and the JSON data are embedded as text (three blocks)."""
     own = arrays is None
     arrays = ArrayTable() if own else arrays
-    spec = plotly_spec(fig, arrays=arrays, colors=colors)
+    spec = plotly_spec(fig, arrays=arrays, colors=colors, canvas_3d=True)
     data = figure_to_dict(fig, arrays=arrays)
     base = _slug(fig.key)
     slider = ""
@@ -222,8 +226,7 @@ def figure_html(fig: Figure, fid: str, *, arrays: ArrayTable | None = None, colo
              or '<p class="muted">no numbers</p>')
     settings = table_html(fig.settings, cls="settings", fold=False)
     settings_html = f"<details><summary>settings</summary>{settings}</details>" if settings else ""
-    # a WebGL scene: the page draws it when it is on screen, else after every 2-D plot (assets.py)
-    scene = ' data-scene="3d"' if fig.kind == "surface" else ""  # plotly_spec's rule for a 3-D scene
+    scene = ' data-scene="3d"' if "scene3d" in spec else ""  # a 3-D scene on a canvas (scene3d.py)
     blobs = (f'<script type="application/json" id="{fid}-arrays">{embed_json(arrays.blobs)}</script>' if own else "")
     return (
         f'<figure class="fig" id="{fid}-block" data-key="{esc(fig.key)}" data-kind="{esc(fig.kind)}">'
@@ -309,7 +312,7 @@ def render_page(page: Page, *, standalone: bool = False, plotly_src: str = PLOTL
         f"{body}"
         f'<script type="application/json" id="plotly-template">{embed_json(plotly_template())}</script>'
         f'<script type="application/json" id="page-arrays">{embed_json(arrays.blobs)}</script>'
-        f"<script>{JS}</script></body></html>\n"
+        f"<script>{SCENE_JS}{JS}</script></body></html>\n"
     )
 
 

@@ -16,12 +16,14 @@ slider feeds to ``Plotly.restyle``.
 from __future__ import annotations
 
 import html
+from pathlib import Path as Path_
 from typing import Any
 
 import numpy as np
 
 from ..figures import COLORS, Figure, Path
 from .binary import ArrayTable, decimate_minmax, stride_indices
+from .scene3d import canvas_scene
 from .serialize import jsonable
 
 MAX_SLIDER_POSITIONS = 200
@@ -235,7 +237,7 @@ def _series_traces(fig: Figure, enc: "_Enc", colors: dict[str, str] | None) -> l
         tr = {"type": "scatter", "mode": mode, "name": name, "x": None if s.x is None and idx is None else put(pick(xs)),
               "y": put(pick(y)), "legendgroup": f"s{i}",
               "line": {"color": color, **({"dash": "dash"} if s.dash else {"dash": rdash[i]} if rdash[i] else {})},
-              "marker": {"color": color, "size": 6}}
+              "marker": {"color": color, "size": 6, **_marker_cap(len(pick(y)), mode)}}
         traces.append(tr)
     if fig.hlines and fig.kind in ("lines", "scatter"):
         xr = _finite_range(*[s.x for s in fig.series]) or (0.0, 1.0)
@@ -336,16 +338,27 @@ def _slider(fig: Figure, marker_traces: list[int], three_d: bool, enc: "_Enc") -
 
 #: paths longer than this are drawn at evenly spaced points (the download keeps every point)
 MAX_PATH_POINTS = 1500
+#: a line drawn with markers shows at most this many of them, evenly spaced (plotly's
+#: ``marker.maxdisplayed``; hover still reads every point): each marker is an SVG element plotly styles
+#: one by one, and the tour's 10,000 markers were ~10 % of its report's render time (CPU profile, #17)
+MAX_MARKERS = 80
 
 
-def plotly_spec(fig: Figure, *, arrays: ArrayTable | None = None, colors: dict[str, str] | None = None) -> dict:
+def _marker_cap(n: int, mode: str) -> dict:
+    return {"maxdisplayed": MAX_MARKERS} if n > MAX_MARKERS and "lines" in mode and "markers" in mode else {}
+
+
+def plotly_spec(fig: Figure, *, arrays: ArrayTable | None = None, colors: dict[str, str] | None = None,
+                canvas_3d: bool = False) -> dict:
     """The plotly ``{"data", "layout", "slider"}`` for one Figure (JSON-safe).
 
     ``arrays``: a page's :class:`ArrayTable`; numeric arrays become references into it (binary,
     stored once) instead of lists. ``colors``: the section's colour per meaning
     (:func:`section_colors`); by default the figure's own. Curves longer than
     ``MAX_DRAWN_POINTS`` are drawn decimated (:func:`decimate_minmax`), paths longer than
-    ``MAX_PATH_POINTS`` at evenly spaced points."""
+    ``MAX_PATH_POINTS`` at evenly spaced points. ``canvas_3d``: a surface figure as the report
+    page draws it (a 2-D plotly frame plus ``"scene3d"`` for its canvas, :mod:`.scene3d`) instead
+    of plotly's WebGL ``surface`` scene."""
     enc = _Enc(arrays)
     data: list[dict] = []
     layout: dict[str, Any] = {
@@ -408,7 +421,8 @@ def plotly_spec(fig: Figure, *, arrays: ArrayTable | None = None, colors: dict[s
                 tr.update({"type": "scatter3d", "z": (put(pick(p.z)) if p.z is not None else enc.drawn(pick(pz))),
                            "line": {"color": color, "width": 5, **dash}, "marker": {"size": 2.5, "color": color}})
             else:
-                tr.update({"type": "scatter", "line": {"color": color, "width": 2, **dash}, "marker": {"size": 4, "color": color}})
+                tr.update({"type": "scatter", "line": {"color": color, "width": 2, **dash},
+                           "marker": {"size": 4, "color": color, **_marker_cap(n if idx is None else len(idx), tr["mode"])}})
             data.append(tr)
         if fig.slider and fig.paths:
             for i, p in enumerate(fig.paths):
@@ -439,7 +453,8 @@ def plotly_spec(fig: Figure, *, arrays: ArrayTable | None = None, colors: dict[s
             layout["xaxis"] = {"title": {"text": esc(fig.x_label)}, "range": list(xr)}
             layout["yaxis"] = {"title": {"text": esc(fig.y_label)}, "range": list(yr)}
     presize_margins(data, layout, three_d=three_d)
-    return {"data": data, "layout": layout, "slider": _slider(fig, marker_traces, three_d, enc)}
+    spec = {"data": data, "layout": layout, "slider": _slider(fig, marker_traces, three_d, enc)}
+    return canvas_scene(spec) if three_d and canvas_3d else spec
 
 
 #: what plotly's automatic margins come to (measured in Chromium, 12 px legend font): a legend row
@@ -510,11 +525,18 @@ def plotly_json(fig: Figure) -> str:
     return to_plotly(fig).to_json()
 
 
-def plotly_js() -> str:
-    """plotly.js from the installed plotly package (offline; never a CDN)."""
-    from plotly.offline import get_plotlyjs
+#: plotly.js's cartesian bundle (plotly.js 4.1.1, MIT, vendor/LICENSE-plotly.js), the one the report page
+#: loads: the page draws no WebGL (3-D scenes are canvas, :mod:`.scene3d`), and this bundle is 1.5 MB
+#: against the full 4.8 MB one (whose parse alone took ~1 s of the tour report's render time, #17)
+PLOTLY_BUNDLE = Path_(__file__).with_name("vendor") / "plotly-cartesian.min.js"
 
-    return get_plotlyjs()
+
+def plotly_js() -> str:
+    """plotly.js for the report page: the vendored cartesian bundle (offline; never a CDN)."""
+    if not PLOTLY_BUNDLE.is_file():
+        raise FileNotFoundError(f"plotly.js's bundle is missing from the installed losslab ({PLOTLY_BUNDLE}): "
+                                "reinstall losslab (pip install -e .)")
+    return PLOTLY_BUNDLE.read_text(encoding="utf-8")
 
 
 def plotly_template() -> dict:
