@@ -528,3 +528,35 @@ def test_a_built_tour_renders_within_5s(browser):
         assert errors == [], errors
     finally:
         page.close()
+
+
+def test_a_3d_scene_with_a_diverged_region_a_path_off_the_grid_and_a_fine_grid(browser, tmp_path):
+    """NaN losses (a diverged region) leave holes, not a broken drawing; a path leaving the grid (its
+    z is NaN there) is drawn where it is known; a 201x201 grid is drawn at a stride (<= 100x100 quads)
+    while its hover reads the data's own values; an escaped name stays text."""
+    import numpy as np
+
+    from losslab.figures import Figure, Grid, Path as FPath
+    from losslab.report import Section, write_page
+
+    x = np.linspace(-1, 1, 201)
+    z = x[None, :] ** 2 + 2 * x[:, None] ** 2
+    z[:40, :40] = np.nan
+    t = np.linspace(0, 1, 30)
+    fig = Figure("s", "<b>bold</b> scene", "surface", "a & <b>", "b", grid=Grid(x, x, z),
+                 paths=(FPath("<i>run</i>", 1.5 * (1 - t), 0.5 * (1 - t), None, np.arange(30), None),), slider=True)
+    page_path = write_page("scene edge cases", [Section("s", "s", figures=(fig,))], tmp_path / "p.html")
+    page, errors, _ = open_page(browser, page_path)
+    try:
+        st = _scene_state(page)
+        assert 0 < st["quads"] < 100 * 100  # the NaN corner is a hole
+        assert errors == [], errors
+        path = st["paths"][0]
+        known = [i for i in range(path["n"]) if path["x"][i] is not None and not math.isnan(path["x"][i])]
+        assert 0 < len(known) < path["n"]  # outside the grid (x > 1) the path has no loss: not drawn there
+        v = page.evaluate(f"() => document.querySelector(\"{SCENE}\")._losslabScene.vertexAt(100, 100)")
+        assert v["gx"] == pytest.approx(x[200]) and v["value"] == pytest.approx(z[200, 200])
+        assert "<i>run</i>" in page.locator(f"{SCENE} .legend").text_content()
+        assert st["titles"]["x"] == "a & <b>"  # drawn on the canvas as the text it is
+    finally:
+        page.close()

@@ -78,7 +78,8 @@ window.losslabScene = (function(){
                  '#1fa088','#28ae80','#3fbc73','#5ec962','#84d44b','#addc30','#d8e219','#fde725'];
   var VRGB = VIRIDIS.map(function(h){ return [1, 3, 5].map(function(i){ return parseInt(h.slice(i, i + 2), 16); }); });
   function viridis(t){  // plotly's Viridis: 17 even stops, linear in between
-    t = Math.min(1, Math.max(0, t)) * 16; var i = Math.min(15, Math.floor(t)), f = t - i, a = VRGB[i], b = VRGB[i + 1];
+    t = (t > 0 ? Math.min(1, t) : 0) * 16;  // NaN -> the low end
+    var i = Math.min(15, Math.floor(t)), f = t - i, a = VRGB[i], b = VRGB[i + 1];
     return [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]), a[2] + f * (b[2] - a[2])];
   }
   var DASH = {dash: [9, 6], dot: [2, 5], dashdot: [9, 4, 2, 4], longdash: [16, 6], longdashdot: [16, 5, 2, 5]};
@@ -98,6 +99,8 @@ window.losslabScene = (function(){
     if (spec && /^\.\d+g$/.test(spec)) { var s = v.toPrecision(parseInt(spec.slice(1), 10)); return String(Number(s)) === 'NaN' ? s : (Math.abs(v) >= 1e-4 && Math.abs(v) < 1e6 ? String(Number(s)) : s); }
     return String(Number(v.toPrecision(12)));
   }
+  // titles arrive HTML-escaped for plotly (plotly_render.esc); a canvas draws text as it is, so unescape
+  function unesc(s){ var t = document.createElement('textarea'); t.innerHTML = String(s === null || s === undefined ? '' : s); return t.value; }
   function hoverText(tpl, x, y, z, cd){
     return tpl.replace('<extra></extra>', '').replace(/%\{(\w+)(?:\[(\d+)\])?(?::([^}]*))?\}/g, function(all, key, idx, spec){
       var v = key === 'x' ? x : key === 'y' ? y : key === 'z' ? z : key === 'customdata' ? cd : undefined;
@@ -107,7 +110,7 @@ window.losslabScene = (function(){
   }
   return function(div, S){
     var surf = S.surface, gx = flat(surf.x), gy = flat(surf.y), gz = flat(surf.z), nx = gx.length, ny = gy.length;
-    var ax = S.axes, rx = ax.x.range, ry = ax.y.range, rz = ax.z.range, asp = S.aspect;
+    var ax = S.axes, titles = {x: unesc(ax.x.title), y: unesc(ax.y.title), z: unesc(ax.z.title)}, rx = ax.x.range, ry = ax.y.range, rz = ax.z.range, asp = S.aspect;
     var cmin = surf.cmin, cmax = surf.cmax;
     function bx(x){ return ((x - rx[0]) / ((rx[1] - rx[0]) || 1) * 2 - 1) * asp[0]; }
     function by(y){ return ((y - ry[0]) / ((ry[1] - ry[0]) || 1) * 2 - 1) * asp[1]; }
@@ -139,8 +142,8 @@ window.losslabScene = (function(){
     for (var q = 0; q < nq; q++) {  // each quad's colour (mean loss) and normal, once
       var qi = q % (mx - 1), qj = (q - qi) / (mx - 1), a = qj * mx + qi, c = [a, a + 1, a + mx + 1, a + mx];
       var m = (RAW[c[0]] + RAW[c[1]] + RAW[c[2]] + RAW[c[3]]) / 4;
-      quadOk[q] = isFinite(m) ? 1 : 0;
-      quadColor.push(viridis((m - cmin) / ((cmax - cmin) || 1)));
+      quadOk[q] = isFinite(m) ? 1 : 0;  // a quad with a NaN corner (a diverged region) is a hole
+      quadColor.push(quadOk[q] ? viridis((m - cmin) / ((cmax - cmin) || 1)) : null);
     }
     var box = div.querySelector('.svg-container') || div;
     var cv = document.createElement('canvas'), tip = document.createElement('div');
@@ -218,11 +221,11 @@ window.losslabScene = (function(){
         ctx.font = '11px sans-serif'; ctx.fillStyle = '#444';
       }
       var zb = sgn[2] * A[2];  // the floor (the back face in z), its front edges carry x and y
-      edge(0, [0, -sgn[1] * A[1], zb], rx, bx, ax.x.title);
-      edge(1, [-sgn[0] * A[0], 0, zb], ry, by, ax.y.title);
+      edge(0, [0, -sgn[1] * A[1], zb], rx, bx, titles.x);
+      edge(1, [-sgn[0] * A[0], 0, zb], ry, by, titles.y);
       var best = null;  // z along the vertical edge drawn leftmost on screen
       [[-1, -1], [1, -1], [1, 1], [-1, 1]].forEach(function(cn){ var p = pt(cn[0] * A[0], cn[1] * A[1], 0); if (!best || p[0] < best[0]) best = [p[0], cn]; });
-      edge(2, [best[1][0] * A[0], best[1][1] * A[1], 0], rz, bz, ax.z.title);
+      edge(2, [best[1][0] * A[0], best[1][1] * A[1], 0], rz, bz, titles.z);
     }
     function draw(){
       if (!W || !H) return;
@@ -324,7 +327,7 @@ window.losslabScene = (function(){
         traces.forEach(function(t, j){ paths.forEach(function(P){ if (P.src.trace === t) setPoints(P, upd.x[j], upd.y[j], upd.z[j]); }); });
         draw();
       },
-      state: function(){ return {az: view.az, el: view.el, zoom: view.zoom, quads: drawnQuads, width: W, height: H,
+      state: function(){ return {titles: titles, az: view.az, el: view.el, zoom: view.zoom, quads: drawnQuads, width: W, height: H,
         hidden: hidden.slice(), paths: paths.map(function(P){
           return {trace: P.src.trace, name: P.src.name, lines: P.src.lines, n: P.n, x: Array.from(P.sx), y: Array.from(P.sy),
                   data: [P.x[0], P.y[0], P.z[0]]}; })}; },
