@@ -276,6 +276,9 @@ def test_the_3d_scene_rotates_zooms_resets_hides_paths_and_follows_the_slider(br
         assert [m["trace"] for m in marks] == sl["traces"]
         assert marks and any(m["data"] != [None, None, None] for m in marks)
         assert first["name"] == st0["paths"][0]["name"]
+        # a narrower window: plotly resizes its frame and the scene follows (drawn again at the new size)
+        page.set_viewport_size({"width": 800, "height": 900})
+        page.wait_for_function(f"w => document.querySelector(\"{SCENE}\")._losslabScene.state().width < w", arg=st0["width"] - 50)
     finally:
         page.close()
 
