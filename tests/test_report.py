@@ -452,10 +452,14 @@ def test_more_curves_than_colours_still_look_different():
         assert len(looks) == 12 and len(set(looks)) == 12, (kind, looks)
 
 
-def test_a_log_axis_under_a_decade_is_labelled_at_1_2_5_values():
+def test_a_log_axis_under_two_decades_is_labelled_at_1_2_5_values():
     from losslab.report.plotly_render import log_axis
-    ax = log_axis([np.array([0.018, 0.05, 0.21])])  # about 1.07 decades of data -> decades only
+    ax = log_axis([np.array([0.0018, 0.05, 0.21])])  # about 2.07 decades of data -> decades only
     assert ax["dtick"] == 1 and "tickvals" not in ax
+    ax = log_axis([np.array([0.4, 1.0, 4.0])])  # one decade: decades alone would label "1" only
+    assert ax["tickvals"] == [0.5, 1.0, 2.0] and ax["ticktext"] == ["0.5", "1", "2"]
+    ax = log_axis([np.array([0.018, 0.05, 0.21])])  # about 1.07 decades
+    assert ax["tickvals"] == [0.02, 0.05, 0.1, 0.2]
     ax = log_axis([np.array([0.019, 0.05, 0.17])])  # under a decade: 0.02, 0.05, 0.1 (no "2, 0.1, 9, 8, ...")
     assert ax["tickvals"] == [0.02, 0.05, 0.1] and ax["ticktext"] == ["0.02", "0.05", "0.1"]
     ax = log_axis([np.array([3.1, 3.9])])  # narrow: single digits 3, 4 (1-2-5 gives none here)

@@ -170,20 +170,26 @@ def _path_hover(path: Path, has_off: bool) -> str:
             + ("<br>off-plane distance %{customdata[1]:.4g}" if has_off else "") + "<extra></extra>")
 
 
+#: from this many decades of data a log axis is labelled at powers of ten only
+LOG_DECADE_LABELS_FROM = 2.0
+
+
 def log_axis(values) -> dict:
     """A log axis labelled at powers of ten only (no minor labels such as "2, 5"), with
-    unlabelled minor ticks; a range under one decade keeps plotly's own labels."""
+    unlabelled minor ticks, when its data spans two decades or more; under two decades (where
+    powers of ten would leave one or two labels, e.g. lambda_max from 0.4 to 4 labelled "1" alone)
+    at the 1-2-5 values in plain numbers (every digit on a very narrow range)."""
     ax: dict[str, Any] = {"type": "log", "exponentformat": "power", "showexponent": "all"}
     r = _finite_range(*[np.where(np.asarray(v, dtype=float) > 0, v, np.nan) for v in values if v is not None])
     if r is not None and r[0] > 0:
         decades = np.log10(r[1]) - np.log10(r[0])
-        if decades >= 1.0:
+        if decades >= LOG_DECADE_LABELS_FROM:
             # major ticks drawn too, so that the short minor marks read as a scale, not as minus signs
             ax.update({"dtick": int(max(1, np.ceil(decades / 8))), "ticks": "outside", "ticklen": 6,
                        "minor": {"ticks": "outside", "ticklen": 3, "showgrid": False}})
         else:
-            # under a decade plotly labels every digit ("2, 0.1, 9, 8, ... 3, 2"): label 1-2-5 values
-            # instead (all digits 1-9 when fewer than two 1-2-5 values fall in the range), in plain numbers
+            # plotly's own labels under a decade are every digit ("2, 0.1, 9, 8, ... 3, 2"): label 1-2-5
+            # values instead (all digits 1-9 when fewer than two 1-2-5 values fall in the range), in plain numbers
             lo, hi = r[0] / 1.1, r[1] * 1.1  # plotly pads the drawn range a little
             k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
             for mantissas in ((1, 2, 5), tuple(range(1, 10))):
