@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-#: the camera plotly's figure asked for, as azimuth/elevation (radians) and the box aspect
-_DEFAULT_ASPECT = {"x": 1, "y": 1, "z": 0.7}
+#: the box's aspect when the figure gives none (a cube, as plotly draws it)
+_DEFAULT_ASPECT = {"x": 1, "y": 1, "z": 1}
 
 
 def canvas_scene(spec: dict) -> dict:
