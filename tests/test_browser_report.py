@@ -564,3 +564,29 @@ def test_a_3d_scene_with_a_diverged_region_a_path_off_the_grid_and_a_fine_grid(b
         assert st["titles"]["x"] == "a & <b>"  # drawn on the canvas as the text it is
     finally:
         page.close()
+
+
+def test_the_pages_csv_download_equals_figure_csv_for_every_kind_of_array(browser, tmp_path):
+    """The CSV the page writes in the browser equals ``figure_csv`` byte for byte: string categories of a
+    bar chart (plain lists in the page, not binary arrays: they were written as empty cells), curves
+    without x, a grid and a path with steps."""
+    import numpy as np
+
+    from losslab.figures import Figure, Grid, Path as FPath, Series
+    from losslab.report import Section, write_page
+    from losslab.report.serialize import figure_csv
+
+    x = np.linspace(-1, 1, 4)
+    figs = (Figure("bars", "b", "bars", series=(Series("v", np.array(["gd", "a,b"]), np.array([1.0, 2.5])),)),
+            Figure("l", "l", "lines", series=(Series("s", None, np.array([1.0, 2.0, 3.0])),)),
+            Figure("c", "c", "contour", grid=Grid(x, x, x[None, :] + 2 * x[:, None]),
+                   paths=(FPath("p", x[:3], x[:3], None, np.array([0, 5, 10]), None),)))
+    page_path = write_page("csv", [Section("s", "s", figures=figs)], tmp_path / "p.html")
+    page, errors, _ = open_page(browser, page_path)
+    try:
+        for k, f in enumerate(figs):
+            got = page.evaluate(f"() => window.losslabDownload('f0-{k}', 'csv')")
+            assert got == figure_csv(f), (f.key, got)
+        assert errors == []
+    finally:
+        page.close()

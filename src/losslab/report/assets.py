@@ -78,9 +78,12 @@ JS = r"""
     }
     return (neg ? '-' : '') + s;
   }
+  // a decoded array carries its values in .flat (forData); a plain list (strings: bar categories) is
+  // flat itself -- and has Array.prototype.flat, a function, which `a.flat || a` took for the values
+  function flatOf(a){ return typeof a.flat === 'function' ? a : a.flat; }
   function cell(a, i){
     if (a === null || a === undefined) return '';
-    var flat = a.flat || a;
+    var flat = flatOf(a);
     if (i >= flat.length) return '';
     var v = flat[i];
     if (v === null || v === undefined) return '';
@@ -93,18 +96,18 @@ JS = r"""
     var rows = ['part,name,index,x,y,z,band_lo,band_hi,step,off_plane'];
     function row(r){ rows.push(r.map(q).join(',')); }
     (d.series || []).forEach(function(s){
-      var n = (s.y.flat || s.y).length;
+      var n = flatOf(s.y).length;
       for (var i = 0; i < n; i++) row(['series', s.name, i, cell(s.x, i), cell(s.y, i), '', cell(s.band_lo, i), cell(s.band_hi, i), '', '']);
     });
     if (d.grid) {
-      var gx = d.grid.x, gy = d.grid.y, gz = d.grid.z, nx = (gx.flat || gx).length, ny = (gy.flat || gy).length, k = 0;
-      var zf = gz.flat || [].concat.apply([], gz); zf.isInt = gz.isInt;
+      var gx = d.grid.x, gy = d.grid.y, gz = d.grid.z, nx = flatOf(gx).length, ny = flatOf(gy).length, k = 0;
+      var zf = typeof gz.flat === 'function' ? [].concat.apply([], gz) : gz.flat; zf.isInt = gz.isInt;
       for (var j = 0; j < ny; j++) for (var i = 0; i < nx; i++) {
         row(['grid', d.grid.z_label, k, cell(gx, i), cell(gy, j), cell(zf, j * nx + i), '', '', '', '']); k++;
       }
     }
     (d.paths || []).forEach(function(p){
-      var n = (p.x.flat || p.x).length;
+      var n = flatOf(p.x).length;
       for (var i = 0; i < n; i++) row(['path', p.name, i, cell(p.x, i), cell(p.y, i), cell(p.z, i), '', '', cell(p.steps, i), cell(p.off_plane, i)]);
     });
     (d.hlines || []).forEach(function(h){ row(['hline', h[0], 0, '', pyfloat(Number(h[1])), '', '', '', '', '']); });
