@@ -139,11 +139,16 @@ window.losslabScene = (function(){
     }
     var SX = new Float32Array(mx * my), SY = new Float32Array(mx * my), SD = new Float32Array(mx * my);
     var nq = (mx - 1) * (my - 1), order = new Uint32Array(nq), qd = new Float32Array(nq), quadColor = [], quadOk = new Uint8Array(nq);
+    var QN = new Float32Array(3 * nq);  // each quad's unit normal (box coordinates: fixed, only the light moves)
     for (var q = 0; q < nq; q++) {  // each quad's colour (mean loss) and normal, once
       var qi = q % (mx - 1), qj = (q - qi) / (mx - 1), a = qj * mx + qi, c = [a, a + 1, a + mx + 1, a + mx];
       var m = (RAW[c[0]] + RAW[c[1]] + RAW[c[2]] + RAW[c[3]]) / 4;
       quadOk[q] = isFinite(m) ? 1 : 0;  // a quad with a NaN corner (a diverged region) is a hole
       quadColor.push(quadOk[q] ? viridis((m - cmin) / ((cmax - cmin) || 1)) : null);
+      var ux = VX[c[2]] - VX[c[0]], uy = VY[c[2]] - VY[c[0]], uz = VZ[c[2]] - VZ[c[0]];
+      var vx = VX[c[3]] - VX[c[1]], vy = VY[c[3]] - VY[c[1]], vz = VZ[c[3]] - VZ[c[1]];
+      var nxv = uy * vz - uz * vy, nyv = uz * vx - ux * vz, nzv = ux * vy - uy * vx, nl = Math.hypot(nxv, nyv, nzv) || 1;
+      QN[3 * q] = nxv / nl; QN[3 * q + 1] = nyv / nl; QN[3 * q + 2] = nzv / nl;
     }
     var box = div.querySelector('.svg-container') || div;
     var cv = document.createElement('canvas'), tip = document.createElement('div');
@@ -191,7 +196,7 @@ window.losslabScene = (function(){
       out[1][k] = cam.cy - g * (vx * cam.u[0] + vy * cam.u[1] + vz * cam.u[2]);
       out[2][k] = d;
     }
-    var tmp = [new Float32Array(8), new Float32Array(8), new Float32Array(8)];
+    var tmp = [new Float32Array(1), new Float32Array(1), new Float32Array(1)];
     function pt(x, y, z){ proj(x, y, z, tmp, 0); return [tmp[0][0], tmp[1][0], tmp[2][0]]; }
     function line(a, b, style, width){ ctx.strokeStyle = style; ctx.lineWidth = width; ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke(); }
     function walls(){
@@ -238,13 +243,11 @@ window.losslabScene = (function(){
         var qi = q % (mx - 1), qj = (q - qi) / (mx - 1), a = qj * mx + qi;
         qd[q] = SD[a] + SD[a + 1] + SD[a + mx] + SD[a + mx + 1]; order[n++] = q;
       }
-      var ord = Array.prototype.slice.call(order.subarray(0, n)).sort(function(p, q){ return qd[q] - qd[p]; });
+      var ord = order.subarray(0, n).sort(function(p, q){ return qd[q] - qd[p]; });
       var L = [-cam.f[0] + 0.3, -cam.f[1], -cam.f[2] + 0.6], ll = Math.hypot(L[0], L[1], L[2]);
       ord.forEach(function(q){  // far to near; lit from near the eye (Lambert, plus ambient)
         var qi = q % (mx - 1), qj = (q - qi) / (mx - 1), a = qj * mx + qi, b = a + 1, c = a + mx + 1, d = a + mx;
-        var ux = VX[c] - VX[a], uy = VY[c] - VY[a], uz = VZ[c] - VZ[a], vx = VX[d] - VX[b], vy = VY[d] - VY[b], vz = VZ[d] - VZ[b];
-        var nxv = uy * vz - uz * vy, nyv = uz * vx - ux * vz, nzv = ux * vy - uy * vx, nl = Math.hypot(nxv, nyv, nzv) || 1;
-        var sh = 0.62 + 0.38 * Math.abs((nxv * L[0] + nyv * L[1] + nzv * L[2]) / nl / ll), col = quadColor[q];
+        var sh = 0.62 + 0.38 * Math.abs((QN[3 * q] * L[0] + QN[3 * q + 1] * L[1] + QN[3 * q + 2] * L[2]) / ll), col = quadColor[q];
         var st = 'rgb(' + Math.round(col[0] * sh) + ',' + Math.round(col[1] * sh) + ',' + Math.round(col[2] * sh) + ')';
         ctx.fillStyle = st; ctx.strokeStyle = st; ctx.lineWidth = 0.6;
         ctx.beginPath(); ctx.moveTo(SX[a], SY[a]); ctx.lineTo(SX[b], SY[b]); ctx.lineTo(SX[c], SY[c]); ctx.lineTo(SX[d], SY[d]); ctx.closePath();
