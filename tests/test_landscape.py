@@ -704,3 +704,52 @@ def test_the_point_loop_runs_tiles_of_examples_only_when_they_give_the_same_outp
     ref_l, ref_a = reference_losses(net, X, y, "cross_entropy", d.base, d.vectors, C)
     np.testing.assert_allclose(l.numpy(), ref_l, rtol=RTOL32)
     np.testing.assert_allclose(a.numpy(), ref_a, atol=1e-6)
+
+
+def test_the_point_loop_grows_its_chunks_and_gives_the_same_numbers(digits, monkeypatch):
+    """Once the per-point loop runs, chunks grow to LOOP_CHUNK_BYTES of stacked outputs (one point's activations
+    are all it holds at a time); a caller's chunk_size is kept. The losses are the per-point reference's
+    (float32, RTOL32) either way, and the labels of the kept batch are validated on its first chunk only."""
+    from losslab.landscape import evaluate
+
+    X, y = digits
+    torch.manual_seed(0)
+    net = _SmallCNN().eval()
+    d = random_directions(net, kind="filter", k=2, seed=0)
+    C = grid_coords(9)  # 81 points
+    checks = []
+    orig = evaluate.Evaluator._fused_ce_sums
+
+    def spy(self, out, yy, cdim, check=True):
+        checks.append(check)
+        return orig(self, out, yy, cdim, check)
+
+    monkeypatch.setattr(evaluate.Evaluator, "_fused_ce_sums", spy)
+    ev = Evaluator(net, (X, y), "cross_entropy", d.base, d.vectors, strategy="loop", memory_budget=2 ** 26)
+    planned = ev.plan_chunks(len(C))
+    l, a = ev.run_chunked(C)
+    out_bytes = X.shape[0] * 10 * 4
+    assert ev._loop.out_bytes == out_bytes
+    want = min(evaluate.LOOP_MAX_CHUNK, evaluate.LOOP_CHUNK_BYTES // out_bytes)
+    assert planned < want and ev.chunk_size == want
+    assert checks[0] is True and not any(checks[1:]) and len(checks) < len(C) / planned
+    ref_l, ref_a = reference_losses(net, X, y, "cross_entropy", d.base, d.vectors, C)
+    np.testing.assert_allclose(l.numpy(), ref_l, rtol=RTOL32)
+    np.testing.assert_allclose(a.numpy(), ref_a, atol=1e-6)
+    fixed = Evaluator(net, (X, y), "cross_entropy", d.base, d.vectors, strategy="loop", chunk_size=3)
+    l3, _ = fixed.run_chunked(C)
+    assert fixed.chunk_size == 3
+    np.testing.assert_allclose(l3.numpy(), l.numpy(), rtol=1e-6)
+
+
+def test_labels_of_a_kept_batch_that_fail_the_check_are_checked_again(digits):
+    """The label check is skipped only after it passed: a bad label still fails on every call."""
+    X, y = digits
+    net = _SmallCNN().eval()
+    d = random_directions(net, kind="filter", k=2, seed=0)
+    bad = y.clone()
+    bad[5] = 10  # 10 classes: label 10 is out of range
+    ev = Evaluator(net, (X, bad), "cross_entropy", d.base, d.vectors, strategy="loop")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="label|class|range"):
+            ev.run_chunked(grid_coords(3))

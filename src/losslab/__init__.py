@@ -38,6 +38,7 @@ _EXPORTS = {
     "cross_validate": "losslab.experiments",
     "write_report": "losslab.report", "write_index": "losslab.report", "run_tour": "losslab.tour",
     "EXPERIMENTS": "losslab.phenomena", "run_experiment": "losslab.phenomena",
+    "keep_freed_memory": "losslab.allocator",
 }
 _SUBMODULES = ("data", "models", "losses", "optim", "params", "store", "landscape", "hessian", "dln", "phenomena",
                "experiments", "report", "figures", "registry")

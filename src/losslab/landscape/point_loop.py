@@ -61,6 +61,7 @@ class PointLoop:
         self.output = output
         self.act_bytes = act_bytes  # module-output bytes per example (the evaluator's probe); None: no tiles
         self.tiles: dict[int, int] = {}  # batch size -> tiles chosen by the trial (1: whole batch)
+        self.out_bytes = 0  # bytes of one point's outputs on the largest batch seen (sizes the evaluator's chunks)
 
     def _forward(self, X: torch.Tensor, n_tiles: int) -> torch.Tensor:
         if n_tiles <= 1:
@@ -99,4 +100,5 @@ class PointLoop:
                     outs.append(out)
                 else:
                     outs.append(self._forward(X, self.tiles[n_ex]))
+        self.out_bytes = max(self.out_bytes, outs[0].numel() * outs[0].element_size()) if outs else self.out_bytes
         return torch.stack(outs)
