@@ -24,12 +24,14 @@ At equal accuracy (with PyHessian installed; --no-frontier skips it): losslab's 
 without its fresh-vector check) at tol 1e-1..1e-6 and PyHessian's power iteration at tol 1e-2..1e-6
 (maxIter 1000); per PyHessian setting, the fastest losslab run whose error is no larger.
 
-Timings: wall clock, min over --repeats after one warm-up, all methods in this process with the
-same torch thread count (default 1: on a loaded 2-core machine two intra-op threads wait on each
+Timings: wall clock, min over --repeats after one warm-up (the naive loop and losslab's surface also
+interleaved, with their medians: on glibc the naive loop's speed on a CNN moves up to 3x between runs
+with the heap's state, see losslab/allocator.py; --allocator keep fixes it for every method), all methods
+in this process with the same torch thread count (default 1: on a loaded 2-core machine two intra-op threads wait on each
 other's scheduling and make every op cost a time slice). Peers (loss-landscapes, PyHessian) are
 skipped with a note when not installed: pip install -e ".[bench]".
 
-Run:  python benchmarks/models.py [--repeats 3] [--threads 1] [--only cnn_bn_res,mlp] [--json]
+Run:  python benchmarks/models.py [--repeats 3] [--threads 1] [--only cnn_bn_res,mlp] [--allocator keep] [--json]
 """
 from __future__ import annotations
 
@@ -171,10 +173,21 @@ def surface_rows(name, model, X, y, repeats, peers):
     from losslab.landscape import surface
 
     kw = dict(loss="cross_entropy", directions="filter", resolution=11, span=1.0, seed=0)
-    t_auto, s = best_of(lambda: surface(model, (X, y), **kw), repeats)
-    t_naive, ref = best_of(lambda: naive_surface(model, X, y, s), repeats)
+    s = surface(model, (X, y), **kw)
+    naive_surface(model, X, y, s)  # warm-ups
+    # interleaved (naive, losslab, naive, ...): both see the same host and the same heap state; min and median
+    ts = {"naive": [], "losslab": []}
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ref = naive_surface(model, X, y, s)
+        ts["naive"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        s = surface(model, (X, y), **kw)
+        ts["losslab"].append(time.perf_counter() - t)
+    t_auto, t_naive = min(ts["losslab"]), min(ts["naive"])
     row = {"arch": name, "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-           "naive_s": t_naive, "losslab_s": t_auto, "strategy": s.info["strategy"], "chunk": s.info["chunk_size"],
+           "naive_s": t_naive, "losslab_s": t_auto, "naive_median_s": float(np.median(ts["naive"])),
+           "losslab_median_s": float(np.median(ts["losslab"])), "strategy": s.info["strategy"], "chunk": s.info["chunk_size"],
            "mlp_fast_path": s.info["mlp_fast_path"], "rel_err": float(np.max(np.abs(s.loss - ref) / np.abs(ref)))}
     for strat in ("vmap", "loop"):
         try:  # vmap has no batching rule for some modules (aten::lstm): that strategy is then n/a
@@ -286,8 +299,17 @@ def main():
     ap.add_argument("--no-hessian", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-frontier", action="store_true", help="skip lambda_max at equal accuracy vs PyHessian")
+    ap.add_argument("--allocator", choices=("default", "keep"), default="default",
+                    help="keep: losslab.keep_freed_memory() first (what the losslab command does), for every method")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.allocator == "keep":
+        from losslab import keep_freed_memory
+
+        print(f"# allocator: {keep_freed_memory()}")
+    else:
+        print("# allocator: glibc defaults (adaptive trim threshold)" if "MALLOC_TRIM_THRESHOLD_" not in os.environ
+              else f"# allocator: MALLOC_TRIM_THRESHOLD_={os.environ['MALLOC_TRIM_THRESHOLD_']}")
     peers = {"ll": have("loss_landscapes", "loss-landscapes"), "ph": have("pyhessian", "PyHessian")}
     print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
           f"thread(s), load average at start {os.getloadavg()[0]:.1f}")
@@ -306,13 +328,16 @@ def main():
         for k in ("loss_landscapes_error", "pyhessian_error", "vmap_error", "loop_error"):
             if r.get(k):
                 print(f"# {r['arch']}: {k.replace('_error', '')} failed: {r[k]}")
-    print("| arch | params | naive loop (s) | losslab (s) | naive / losslab | chosen | vmap (s) | loop (s) "
+    print("| arch | params | naive loop (s) | losslab (s) | naive / losslab | medians (s) | naive / losslab, medians "
+          "| chosen | vmap (s) | loop (s) "
           "| loss-landscapes (s) | max rel. error vs naive | lambda_max (s) | HVPs | rel. error vs exact "
           "| PyHessian (s) | PyHessian rel. error |")
-    print("|" + "---|" * 15)
+    print("|" + "---|" * 17)
     for r in rows:
         print(f"| {r['arch']} | {r['params']} | {r['naive_s']:.3f} | {r['losslab_s']:.3f} | "
-              f"{r['naive_s'] / r['losslab_s']:.2f}x | {'mlp fast path' if r['mlp_fast_path'] else r['strategy']}"
+              f"{r['naive_s'] / r['losslab_s']:.2f}x | {r['naive_median_s']:.3f} / {r['losslab_median_s']:.3f} | "
+              f"{r['naive_median_s'] / r['losslab_median_s']:.2f}x | "
+              f"{'mlp fast path' if r['mlp_fast_path'] else r['strategy']}"
               f" (chunk {r['chunk']}) | {fmt(r['vmap_s'], '.3f')} | {fmt(r['loop_s'], '.3f')} | {fmt(r['loss_landscapes_s'], '.3f', r.get('loss_landscapes_error'))} | "
               f"{r['rel_err']:.1e} | {fmt(r.get('lambda_losslab_s'), '.3f')} | {r.get('lambda_hvps', '—')} | "
               f"{fmt(r.get('lambda_rel_err'), '.1e')} | {fmt(r.get('lambda_pyhessian_s'), '.3f', r.get('pyhessian_error'))} | "
