@@ -15,7 +15,7 @@ steps x steps grid and its per-point time multiplied by the full point count (al
 
 All methods run in this one process with the same torch thread count (printed; --threads sets it).
 
-Run:  python benchmarks/surface.py [--quick] [--device cuda] [--full] [--threads N] [--json]
+Run:  python benchmarks/surface.py [--quick] [--device cuda] [--full] [--threads N] [--allocator keep] [--json]
 """
 from __future__ import annotations
 
@@ -203,7 +203,13 @@ def main(argv=None):
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads", type=int, default=None,
                    help="torch.set_num_threads for ALL methods (default: torch's default, every core)")
+    p.add_argument("--allocator", choices=("default", "keep"), default="default",
+                   help="keep: losslab.keep_freed_memory() first (what the losslab command does), for every method")
     args = p.parse_args(argv)
+    if args.allocator == "keep":
+        from losslab import keep_freed_memory
+
+        print(f"# allocator: {keep_freed_memory()}")
     if args.threads:
         torch.set_num_threads(args.threads)  # one setting for losslab, the loop and loss-landscapes alike
     device = torch.device(args.device)

@@ -41,7 +41,6 @@ functional call, and all its parameters and buffers are passed explicitly.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 import warnings
@@ -56,10 +55,10 @@ from ..adapters import check_batch_keys, check_output_spec, select_output
 from ..data.types import Data, Splits, iterate_batches
 from ..losses import Loss, accuracy, get_loss
 from ..params import param_spec
-from ..registry import Registry
 from .checks import check_count, check_device, check_dtype, check_plane, default_memory_budget, is_oom
 from .fast_paths import FAST_CPU_CHUNK_BYTES, AffineFirstLayer, MLPFastPath
 from .point_loop import PointLoop, loop_is_faster
+from .precision import PRECISIONS, precision_context
 
 BN_MODES = ("eval", "recompute")
 # functorch's warning when vmap runs an op example by example (BatchedFallback.cpp)
@@ -72,10 +71,6 @@ LOOP_CHUNK_BYTES = 2 ** 20
 LOOP_MAX_CHUNK = 64
 STRATEGIES = ("auto", "vmap", "loop")
 
-PRECISIONS: Registry = Registry("precision")
-PRECISIONS.register("fp32", "fp32", doc="IEEE float32 matmuls (default; no TF32).")
-PRECISIONS.register("tf32", "tf32", doc="TF32 tensor-core matmuls on CUDA (10-bit mantissa); error measured and reported.")
-PRECISIONS.register("bf16", "bf16", doc="bfloat16 autocast (8-bit mantissa); error measured and reported.")
 
 
 @dataclass(frozen=True)
@@ -568,28 +563,6 @@ class Evaluator:
             Zd = Zd + D[A.first_b].unsqueeze(1)
         return Z0, Zd
 
-    @contextlib.contextmanager
-    def _precision(self):
-        if self.precision == "fp32":
-            old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
-            try:
-                yield
-            finally:
-                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-        elif self.precision == "tf32":
-            old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            try:
-                yield
-            finally:
-                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-        else:
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
-                yield
-
     def run(self, coords) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Loss (m,) and accuracy (m,) or None for the points at ``coords`` (m, k), on the CPU."""
         coords = torch.as_tensor(coords, dtype=self.dtype, device=self.device)
@@ -597,7 +570,7 @@ class Evaluator:
             coords = coords.unsqueeze(1)
         if coords.dim() != 2 or coords.shape[1] != self.k:
             raise ValueError(f"coords must be (M, {self.k}), got {tuple(coords.shape)}")
-        with torch.no_grad(), self._precision():
+        with torch.no_grad(), precision_context(self.precision, self.device):
             if self.fast is not None:  # batched over points without vmap
                 l, a = self._run(coords, True)
                 self._vmap_ok = True
