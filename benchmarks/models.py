@@ -27,11 +27,12 @@ without its fresh-vector check) at tol 1e-1..1e-6 and PyHessian's power iteratio
 Timings: wall clock, min over --repeats after one warm-up (the naive loop and losslab's surface also
 interleaved, with their medians: on glibc the naive loop's speed on a CNN moves up to 3x between runs
 with the heap's state, see losslab/allocator.py; --allocator keep fixes it for every method), all methods
-in this process with the same torch thread count (default 1: on a loaded 2-core machine two intra-op threads wait on each
-other's scheduling and make every op cost a time slice). Peers (loss-landscapes, PyHessian) are
+in this process with the same torch thread count (default 1: on a loaded 2-core machine two intra-op
+threads wait on each other's scheduling and make every op cost a time slice). With --device cuda every
+timed function ends in host values (float() or numpy), so the GPU's work is inside each timing; TF32 off. Peers (loss-landscapes, PyHessian) are
 skipped with a note when not installed: pip install -e ".[bench]".
 
-Run:  python benchmarks/models.py [--repeats 3] [--threads 1] [--only cnn_bn_res,mlp] [--allocator keep] [--json]
+Run:  python benchmarks/models.py [--repeats 3] [--threads 1] [--only cnn_bn_res,mlp] [--allocator keep] [--device cuda] [--json]
 """
 from __future__ import annotations
 
@@ -123,8 +124,8 @@ def best_of(fn, repeats):
 
 def naive_surface(model, X, y, s):
     """The naive loop: one deep copy, parameters written per point, full-data forward."""
-    base = torch.as_tensor(s.base, dtype=torch.float32)
-    d = torch.as_tensor(s.directions, dtype=torch.float32)
+    base = torch.as_tensor(s.base, dtype=torch.float32, device=X.device)
+    d = torch.as_tensor(s.directions, dtype=torch.float32, device=X.device)
     m = copy.deepcopy(model).eval()
     named = dict(m.named_parameters())
     params = [named[n] for n in s.param_names]
@@ -164,7 +165,7 @@ def pyhessian_lambda_max(model, X, y, repeats):
 
     def run():
         torch.manual_seed(0)
-        comp = ph_hessian(copy.deepcopy(model), nn.CrossEntropyLoss(), data=(X, y), cuda=False)
+        comp = ph_hessian(copy.deepcopy(model), nn.CrossEntropyLoss(), data=(X, y), cuda=X.is_cuda)
         return float(comp.eigenvalues(top_n=1)[0][0])
     return best_of(run, repeats)
 
@@ -263,7 +264,7 @@ def lambda_frontier(model, X, y, repeats, n=256):
             def run():
                 torch.manual_seed(0)
                 count[0] = 0
-                comp = ph_hessian(copy.deepcopy(model), nn.CrossEntropyLoss(), data=(Xs, ys), cuda=False)
+                comp = ph_hessian(copy.deepcopy(model), nn.CrossEntropyLoss(), data=(Xs, ys), cuda=Xs.is_cuda)
                 return float(comp.eigenvalues(top_n=1, tol=tol, maxIter=1000)[0][0]), count[0]
             t, (lam, hvps) = best_of(run, repeats)
             out.append({"method": "PyHessian", "tol": tol, "s": t, "hvps": hvps if orig is not None else None,
@@ -299,6 +300,7 @@ def main():
     ap.add_argument("--no-hessian", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-frontier", action="store_true", help="skip lambda_max at equal accuracy vs PyHessian")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: models, data and every method on that device")
     ap.add_argument("--allocator", choices=("default", "keep"), default="default",
                     help="keep: losslab.keep_freed_memory() first (what the losslab command does), for every method")
     a = ap.parse_args()
@@ -314,8 +316,15 @@ def main():
     print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
           f"thread(s), load average at start {os.getloadavg()[0]:.1f}")
     rows = []
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch.cuda.is_available() is False on this machine")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 for every method
+        print(f"# device: {torch.cuda.get_device_name(device)}")
     for name in a.only.split(","):
         model, X, y = make(name)
+        model, X, y = model.to(device), X.to(device), y.to(device)
         row = surface_rows(name, model, X, y, a.repeats, peers)
         if not a.no_hessian:
             lambda_rows(row, model, X, y, a.repeats, peers)
