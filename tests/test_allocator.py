@@ -49,6 +49,12 @@ import json, resource, sys, torch
 if sys.argv[1] == "keep":
     from losslab.allocator import keep_freed_memory
     assert keep_freed_memory().applied
+if sys.argv[1] == "library":  # the library's own work leaves glibc's settings alone
+    import losslab
+    net = losslab.build("mlp", in_dim=4, hidden=[8], out_dim=3, seed=0)
+    X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    losslab.surface(net, (X, y), loss="cross_entropy", resolution=5)
+    losslab.lambda_max(net, (X, y), "cross_entropy")
 f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for i in range(40):
     x = torch.ones(2 ** 20 + i * 2 ** 14)  # 4 MiB, each round 64 KiB larger than any block freed before
@@ -66,9 +72,10 @@ def _faults(mode: str, probe: str = _PROBE) -> int:
 
 @pytest.mark.skipif(not GLIBC, reason="glibc malloc only")
 def test_blocks_larger_than_any_freed_come_from_the_kept_heap():
-    default, kept = _faults("default", _GROWING), _faults("keep", _GROWING)
+    default, kept, lib = _faults("default", _GROWING), _faults("keep", _GROWING), _faults("library", _GROWING)
     pages = sum(2 ** 20 + i * 2 ** 14 for i in range(40)) * 4 / 4096  # every round's pages: 52,160
     assert default >= 0.9 * pages, (default, pages)
+    assert lib >= 0.9 * pages, (lib, pages)  # surface / lambda_max did not change the process's heap settings
     assert kept <= 0.1 * pages, (kept, pages)
 
 
@@ -98,3 +105,16 @@ def test_elsewhere_it_does_nothing_and_says_why(monkeypatch):
     monkeypatch.setattr(allocator.platform, "system", lambda: "Darwin")
     s = keep_freed_memory()
     assert s == HeapSetting(False, 64 * 2 ** 20, MAX_MMAP_BYTES, s.reason) and "Darwin" in s.reason
+
+
+def test_the_losslab_command_keeps_freed_memory_at_start(monkeypatch):
+    """cli.main() asks for the heap setting before it runs a command (the library itself never does)."""
+    from losslab import allocator
+    from losslab.cli import main
+
+    calls = []
+    monkeypatch.setattr(allocator, "keep_freed_memory_unless_disabled", lambda: calls.append(1))
+    monkeypatch.setattr(sys, "argv", ["losslab", "--help"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 0 and calls == [1]
